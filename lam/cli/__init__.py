@@ -1,0 +1,1 @@
+"""The ``lam`` command line."""

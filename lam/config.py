@@ -1,0 +1,91 @@
+"""The model configuration: one dataclass, JSON round-trip, validated on creation."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LAMConfig:
+    """Shape and hyper-parameters of a LAM encoder.
+
+    The first block mirrors the teacher (all-MiniLM-L6-v2 is a 6-layer, 384-dim BERT); the
+    second block is LAM's own: how text is cut into segments and how the memory behaves.
+    """
+
+    # --- the teacher's BERT shape ---
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    intermediate_size: int = 1536
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    cls_token_id: int = 101
+    sep_token_id: int = 102
+    pad_token_id: int = 0
+
+    # --- LAM ---
+    segment_len: int = 256  # W: tokens per segment, [CLS] and [SEP] included; exact attention inside
+    chunk_size: int = 32  # C of the chunked delta rule (32 ≈ head dim is fastest on CPU)
+    memory: bool = True  # False: a plain windowed teacher (no state is read or written)
+    fast_retention: float = 0.3  # initial fraction of the fast state kept across one segment
+    slow_retention: float = 0.85  # same for the slow state
+    name: str = "lam"  # free-form weights name, shown in repr and stats
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if not 3 <= self.segment_len <= self.max_position_embeddings:
+            raise ValueError(
+                f"segment_len must be in [3, max_position_embeddings={self.max_position_embeddings}], "
+                f"got {self.segment_len}"
+            )
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        for name in ("fast_retention", "slow_retention"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def segment_body_len(self) -> int:
+        """Text tokens per segment: W minus the [CLS] and [SEP] that frame every segment."""
+        return self.segment_len - 2
+
+    def initial_log_rate(self, retention: float) -> float:
+        """Per-token decay rate r with exp(−r·W) = retention, i.e. r = −ln(retention) / W."""
+        return -math.log(retention) / self.segment_len
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LAMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown LAMConfig fields: {unknown}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> LAMConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object")
+        return cls.from_dict(data)

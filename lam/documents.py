@@ -1,0 +1,70 @@
+"""A batch of documents through the model, segment by segment.
+
+Step s runs the s-th segment of every document that still has one, as one padded batch
+(documents whose text has ended drop out), carrying each document's memory state and pooled
+sum. Peak memory is O(batch × W), independent of the documents' lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from lam.layers import masked_sum
+from lam.model import LAMModel, MemoryState
+from lam.tokenization import TextSegmenter
+
+_END = object()
+
+
+def pooled_sums(
+    model: LAMModel,
+    segmenter: TextSegmenter,
+    documents: list[Iterator[list[int]]],
+    max_batch_tokens: int = 32768,
+    on_segment: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ hidden and token counts for each document; ``documents`` yield segment bodies.
+
+    ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
+    oversize ``batch_size`` costs time, never an out-of-memory crash.
+    ``on_segment(n_tokens)`` is called after each step (progress bars).
+    """
+    B = len(documents)
+    device = next(model.parameters()).device
+    sums = torch.zeros(B, model.config.hidden_size, device=device)
+    counts = torch.zeros(B, device=device)
+    state: MemoryState | None = None  # full-batch tensors, rows indexed by document
+    active = list(range(B))
+    current = [next(doc) for doc in documents]  # every document has at least one segment
+    while active:
+        upcoming = [next(documents[i], _END) for i in active]
+        write = model.has_memory and any(u is not _END for u in upcoming)
+        bodies = [current[i] for i in active]
+        ids, mask = segmenter.frame(bodies, device)
+        rows = torch.tensor(active, device=device)
+        step_state = None if state is None else [s[rows] for s in state]
+        group = max(1, max_batch_tokens // ids.shape[1])
+        hidden_parts, state_parts = [], []
+        for g in range(0, len(active), group):
+            sl = slice(g, g + group)
+            sub_state = None if step_state is None else [s[sl] for s in step_state]
+            hidden, new_state = model.forward_segment(ids[sl], mask[sl], sub_state, write)
+            hidden_parts.append(masked_sum(hidden, mask[sl]))
+            state_parts.append(new_state)
+        sums[rows] += torch.cat([p[0] for p in hidden_parts])
+        counts[rows] += torch.cat([p[1] for p in hidden_parts])
+        if write:
+            new_rows = [torch.cat(layer_parts) for layer_parts in zip(*state_parts)]
+            if state is None:
+                state = [torch.zeros((B, *s.shape[1:]), device=device, dtype=s.dtype) for s in new_rows]
+            for full, new in zip(state, new_rows):
+                full[rows] = new
+        if on_segment is not None:
+            on_segment(int(mask.sum()))
+        still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
+        active = [i for i, _ in still]
+        for i, u in still:
+            current[i] = u
+    return sums, counts

@@ -1,0 +1,373 @@
+"""``LAM``: the user-facing encoder, following sentence-transformers' ``encode`` contract."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from lam.embedding_precision import PRECISIONS, quantize_embeddings
+from lam.model import LAMModel
+from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
+from lam.tokenization import TextSegmenter
+
+logger = logging.getLogger(__name__)
+
+Embeddings = np.ndarray | torch.Tensor | list[torch.Tensor]
+_PROGRESS_MIN_CHARS = 1_000_000  # show_progress_bar=None: show a bar for work this large
+
+
+def _check_texts(sentences: Any) -> tuple[list[str], bool]:
+    """Validate the input; returns (texts, was_single_string)."""
+    if isinstance(sentences, str):
+        return [sentences], True
+    if sentences is None:
+        raise TypeError("sentences must be a str or a list of str, got None")
+    if isinstance(sentences, (bytes, dict)) or not isinstance(sentences, Iterable):
+        raise TypeError(f"sentences must be a str or a list of str, got {type(sentences).__name__}")
+    texts = list(sentences)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"sentences[{i}] is {type(text).__name__}, expected str")
+    return texts, False
+
+
+class LAM:
+    """A LAM text encoder: embeddings of texts of any length in O(n) time and O(1) memory.
+
+    :param model_name_or_path: None for the weights shipped in the package (no network), a
+        local model folder, or a Hugging Face hub id (needs ``huggingface_hub`` and a network).
+    :param device: "cpu" (default), "cuda", … .
+    :param max_tokens: optional cap on text tokens per input (None: unlimited, the default).
+    :param memory: override the weights' config: False runs the windowed teacher only.
+    :param segment_len: override W, the tokens per segment (≤ 512).
+    :param prompts: optional {"query": "...", "document": "..."} prefixes.
+
+    >>> model = LAM()
+    >>> model.encode(["A cat sits.", "A dog runs."]).shape
+    (2, 384)
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path | None = None,
+        device: str | torch.device | None = None,
+        *,
+        max_tokens: int | None = None,
+        memory: bool | None = None,
+        segment_len: int | None = None,
+        prompts: dict[str, str] | None = None,
+        revision: str | None = None,
+        cache_folder: str | None = None,
+        local_files_only: bool = False,
+        token: str | None = None,
+    ) -> None:
+        model_dir = resolve_model_dir(
+            model_name_or_path,
+            revision=revision,
+            cache_folder=cache_folder,
+            local_files_only=local_files_only,
+            token=token,
+        )
+        overrides: dict[str, Any] = {}
+        if memory is not None:
+            overrides["memory"] = bool(memory)
+        if segment_len is not None:
+            overrides["segment_len"] = int(segment_len)
+        config, state, tokenizer = load_model_files(model_dir, overrides)
+        model = LAMModel(config)
+        load_state_into(model, state, model_dir)
+        self._init(model, tokenizer, str(model_name_or_path or model_dir), device, max_tokens, prompts)
+
+    def _init(self, model, tokenizer, source, device, max_tokens, prompts) -> None:
+        self.model = model.eval()
+        self.config = model.config
+        self.tokenizer = tokenizer
+        self.source = source
+        self.segmenter = TextSegmenter(
+            tokenizer, self.config.segment_len, self.config.cls_token_id, self.config.sep_token_id,
+            self.config.pad_token_id,
+        )
+        self.max_tokens = self._check_max_tokens(max_tokens)
+        self.prompts = dict(prompts or {})
+        self.similarity_fn_name = "cosine"
+        self._device = torch.device(device or "cpu")
+        self.model.to(self._device)
+        self._stats = {"texts": 0, "tokens": 0, "segments": 0, "seconds": 0.0}
+
+    @classmethod
+    def from_model(
+        cls,
+        model: LAMModel,
+        tokenizer,
+        *,
+        device: str | torch.device | None = None,
+        max_tokens: int | None = None,
+        source: str = "<in memory>",
+    ) -> LAM:
+        """Wrap an in-memory :class:`LAMModel` and tokenizer (e.g. fresh from training)."""
+        self = cls.__new__(cls)
+        self._init(model, tokenizer, source, device, max_tokens, None)
+        return self
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str | Path | None = None, **kwargs: Any) -> LAM:
+        return cls(model_name_or_path, **kwargs)
+
+    @classmethod
+    def from_teacher(cls, device: str | torch.device | None = None, **config_kwargs: Any) -> LAM:
+        """A LAM built now from the packaged teacher (needs the ``teacher`` extra)."""
+        from lam.config import LAMConfig
+        from lam.teacher import build_from_teacher
+
+        model, tokenizer = build_from_teacher(LAMConfig(**config_kwargs))
+        return cls.from_model(model, tokenizer, device=device, source="teacher:all-MiniLM-L6-v2")
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+        """Write config.json, model.safetensors (fp16 by default), tokenizer.json, checksums."""
+        return save_model_files(self.model, self.tokenizer, path, dtype=dtype)
+
+    save = save_pretrained
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def to(self, device: str | torch.device) -> LAM:
+        self._device = torch.device(device)
+        self.model.to(self._device)
+        return self
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Token cap per text (None: unlimited). Settable, as in sentence-transformers."""
+        return self.max_tokens
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        self.max_tokens = self._check_max_tokens(value)
+
+    @staticmethod
+    def _check_max_tokens(value: int | None) -> int | None:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"max_tokens must be a positive int or None, got {value!r}")
+        return value
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.config.hidden_size
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def count_tokens(self, text: str) -> int:
+        """WordPiece tokens in ``text`` (without the [CLS]/[SEP] framing)."""
+        return self.segmenter.count_tokens(_check_texts(text)[0][0])
+
+    # ------------------------------------------------------------------ encoding
+    def _output_dim(self, output_dim: int | None, truncate_dim: int | None) -> int | None:
+        if output_dim is not None and truncate_dim is not None and output_dim != truncate_dim:
+            raise ValueError(f"output_dim={output_dim} and truncate_dim={truncate_dim} disagree")
+        dim = output_dim if output_dim is not None else truncate_dim
+        full = self.get_sentence_embedding_dimension()
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= full):
+            raise ValueError(f"output_dim must be an int in [1, {full}], got {dim!r}")
+        return dim
+
+    def _document_iterator(self, text: str, body: list[int] | None, max_tokens: int | None) -> Iterator[list[int]]:
+        if body is not None:
+            return self.segmenter.segments([body], max_tokens)
+        return self.segmenter.text_segments(text, max_tokens)
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding"] = "sentence_embedding",
+        precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = True,
+        output_dim: int | None = None,
+        truncate_dim: int | None = None,
+        max_tokens: int | None = None,
+    ) -> Embeddings:
+        """Embed texts of any length.
+
+        :param sentences: a str (→ array ``[D]``) or a list of str (→ ``[N, D]``, one row per
+            input, always). Empty strings are valid (embedded as ``[CLS] [SEP]``).
+        :param prompt_name: key of ``self.prompts`` whose text is prepended; ``prompt``: the text.
+        :param batch_size: texts per forward batch (longest first, then restored to input order).
+        :param show_progress_bar: None shows one only for large jobs (> 1M characters).
+        :param precision: "float32" or an output quantisation (see :mod:`lam.embedding_precision`).
+        :param convert_to_tensor: return a torch tensor; ``convert_to_numpy=False``: list of tensors.
+        :param normalize_embeddings: L2-normalise (after the Matryoshka truncation).
+        :param output_dim: keep the first ``output_dim`` dimensions (alias ``truncate_dim``).
+        :param max_tokens: cap on text tokens per input for this call (default: the model's).
+        """
+        texts, single = _check_texts(sentences)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if output_value != "sentence_embedding":
+            raise ValueError("only output_value='sentence_embedding' is supported")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        dim = self._output_dim(output_dim, truncate_dim)
+        max_tokens = self._check_max_tokens(max_tokens) if max_tokens is not None else self.max_tokens
+        if prompt is None and prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(f"prompt_name {prompt_name!r} not in prompts {sorted(self.prompts)}")
+            prompt = self.prompts[prompt_name]
+        if prompt:
+            texts = [prompt + t for t in texts]
+        if device is not None and torch.device(device) != self._device:
+            self.to(device)
+
+        out_dim = dim or self.get_sentence_embedding_dimension()
+        embeddings = torch.zeros(len(texts), out_dim)
+        total_chars = sum(len(t) for t in texts)
+        if show_progress_bar is None:
+            show_progress_bar = total_chars > _PROGRESS_MIN_CHARS and sys.stderr.isatty()
+        started = time.perf_counter()
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        bar = tqdm(total=len(texts), unit="text", disable=not show_progress_bar, desc="Encoding")
+        tokens_before = self._stats["tokens"]
+        piece = self.segmenter.piece_chars
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size].tolist()
+            batch = [texts[i] for i in idx]
+            short = [j for j, t in enumerate(batch) if len(t) <= piece]
+            bodies: list[list[int] | None] = [None] * len(batch)
+            for j, ids in zip(short, self.segmenter.body_ids_batch([batch[j] for j in short]) if short else []):
+                bodies[j] = ids
+            docs = [self._document_iterator(t, b, max_tokens) for t, b in zip(batch, bodies)]
+            sums, counts = self._pooled(docs, bar)
+            emb = sums / counts.clamp(min=1).unsqueeze(-1)
+            if dim is not None:
+                emb = emb[:, :dim]
+            if normalize_embeddings:
+                emb = F.normalize(emb, dim=-1)
+            embeddings[idx] = emb.float().cpu()
+            bar.update(len(batch))
+        bar.close()
+        self._stats["texts"] += len(texts)
+        self._stats["seconds"] += time.perf_counter() - started
+        logger.debug("encoded %d texts, %d tokens", len(texts), self._stats["tokens"] - tokens_before)
+
+        if precision != "float32":
+            quantized = quantize_embeddings(embeddings.numpy(), precision)
+            return quantized[0] if single else quantized
+        if convert_to_tensor:
+            return embeddings[0] if single else embeddings
+        if not convert_to_numpy:
+            return embeddings[0] if single else list(embeddings)
+        array = embeddings.numpy()
+        return array[0] if single else array
+
+    def _pooled(self, docs: list[Iterator[list[int]]], bar) -> tuple[torch.Tensor, torch.Tensor]:
+        from lam.documents import pooled_sums
+
+        def on_segment(n_tokens: int) -> None:
+            self._stats["tokens"] += n_tokens
+            self._stats["segments"] += 1
+            bar.set_postfix(tokens=self._stats["tokens"], refresh=False)
+
+        return pooled_sums(self.model, self.segmenter, docs, on_segment=on_segment)
+
+    def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> Embeddings:
+        """``encode`` with the "query" prompt when one is configured."""
+        if "prompt" not in kwargs and "prompt_name" not in kwargs and "query" in self.prompts:
+            kwargs["prompt_name"] = "query"
+        return self.encode(sentences, **kwargs)
+
+    def encode_document(self, sentences: str | Sequence[str], **kwargs: Any) -> Embeddings:
+        """``encode`` with the "document" (or "passage"/"corpus") prompt when one is configured."""
+        if "prompt" not in kwargs and "prompt_name" not in kwargs:
+            name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+            if name:
+                kwargs["prompt_name"] = name
+        return self.encode(sentences, **kwargs)
+
+    def stream(self, max_tokens: int | None = None):
+        """A :class:`~lam.streaming.LAMStream`: feed text piece by piece, read the embedding."""
+        from lam.streaming import LAMStream
+
+        return LAMStream(self, max_tokens=max_tokens if max_tokens is not None else self.max_tokens)
+
+    def encode_file(self, path: str | Path, encoding: str = "utf-8", **kwargs: Any) -> np.ndarray:
+        """Embed one file of any size, streamed from disk in blocks (constant memory)."""
+        stream = self.stream()
+        stream.feed_file(path, encoding=encoding)
+        return stream.embedding(**kwargs)
+
+    # ------------------------------------------------------------------ similarity
+    @staticmethod
+    def _as_tensor(x: Any) -> torch.Tensor:
+        if isinstance(x, list):
+            x = torch.stack([torch.as_tensor(np.asarray(e)) for e in x]) if x else torch.zeros(0, 0)
+        t = torch.as_tensor(x, dtype=torch.float32)
+        return t.unsqueeze(0) if t.dim() == 1 else t
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        """Cosine similarity matrix ``[N1, N2]`` of two sets of embeddings."""
+        a, b = self._as_tensor(embeddings1), self._as_tensor(embeddings2)
+        return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        """Cosine similarity of row i with row i: ``[N]``."""
+        a, b = self._as_tensor(embeddings1), self._as_tensor(embeddings2)
+        if a.shape != b.shape:
+            raise ValueError(f"pairwise similarity needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+        return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
+
+    @staticmethod
+    def truncate_embeddings(embeddings: Any, dim: int, normalize: bool = True) -> Any:
+        """Matryoshka: keep the first ``dim`` dimensions (and re-normalise)."""
+        array = np.asarray(embeddings, dtype=np.float32)
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= array.shape[-1]:
+            raise ValueError(f"dim must be an int in [1, {array.shape[-1]}], got {dim!r}")
+        out = array[..., :dim]
+        if normalize:
+            out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+        return out
+
+    # ------------------------------------------------------------------ introspection
+    def stats(self) -> dict[str, Any]:
+        """Model facts and running counters (texts, tokens, segments, seconds, tokens/s)."""
+        params = sum(p.numel() for p in self.model.parameters())
+        memory_params = sum(p.numel() for n, p in self.model.named_parameters() if ".memory." in n)
+        s = dict(self._stats)
+        s["tokens_per_second"] = s["tokens"] / s["seconds"] if s["seconds"] else 0.0
+        return {
+            "name": self.config.name,
+            "source": self.source,
+            "device": str(self._device),
+            "embedding_dim": self.config.hidden_size,
+            "layers": self.config.num_layers,
+            "segment_len": self.config.segment_len,
+            "memory": self.config.memory,
+            "max_tokens": self.max_tokens,
+            "parameters": params,
+            "memory_parameters": memory_params,
+            **s,
+        }
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"LAM(name={c.name!r}, source={self.source!r}, dim={c.hidden_size}, layers={c.num_layers}, "
+            f"segment_len={c.segment_len}, memory={'on' if c.memory else 'off'}, "
+            f"max_tokens={self.max_tokens}, device={str(self._device)!r})"
+        )

@@ -1,0 +1,83 @@
+"""The associative memory of one layer: a fast and a slow gated delta-rule state per head.
+
+Notation (per layer; h indexes the H heads, s ∈ {fast, slow})::
+
+    k̃_t^h = normalize(K_h^mem k_t^h)          memory key (teacher key through a learned map)
+    q̃_t^h = normalize(Q_h^mem q_t^h)          memory query (same for queries)
+    β_t^{h,s} = σ(w_β^{h,s} · x_t + b_β^{h,s})                         write strength
+    g_t^{h,s} = −exp(a^{h,s}) · softplus(w_g^{h,s} · x_t + b_g^{h,s})  log decay, α = e^g
+    S^{h,s} ← α_t (I − β_t k̃_t k̃_tᵀ) S^{h,s} + β_t k̃_t v_tᵀ          (lam.memory.delta_rule)
+    read_t^h = λ_fast^h · S_fast^{h ᵀ} q̃_t^h + λ_slow^h · S_slow^{h ᵀ} q̃_t^h
+
+The two timescales are initialised so that one segment of W tokens keeps ≈ 0.3 (fast) and
+≈ 0.85 (slow) of the state (``LAMConfig.fast_retention`` / ``slow_retention``); the x-dependent
+term lets each token forget faster or slower. The read gates λ start at exactly 0, so an
+untrained memory leaves the model equal to the windowed teacher. K^mem and Q^mem start as the
+identity; they exist so training can reshape the memory's geometry without touching the
+teacher's own Q/K, which still drive the exact attention inside the segment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lam.config import LAMConfig
+from lam.memory.delta_rule import chunked_delta_rule
+
+
+class AssociativeMemory(nn.Module):
+    """Parameters and read/write of one layer's dual-timescale memory (2·H delta-rule heads)."""
+
+    def __init__(self, config: LAMConfig) -> None:
+        super().__init__()
+        H, D = config.num_heads, config.head_dim
+        self.num_heads, self.head_dim, self.chunk_size = H, D, config.chunk_size
+        eye = torch.eye(D).expand(H, D, D).clone()
+        self.query_map = nn.Parameter(eye.clone())  # Q^mem [H, D, D]
+        self.key_map = nn.Parameter(eye.clone())  # K^mem [H, D, D]
+        # Heads 0..H−1 are the fast state, H..2H−1 the slow one.
+        self.beta_proj = nn.Linear(config.hidden_size, 2 * H)
+        self.decay_proj = nn.Linear(config.hidden_size, 2 * H)
+        rates = [config.initial_log_rate(config.fast_retention)] * H + [
+            config.initial_log_rate(config.slow_retention)
+        ] * H
+        self.log_rate = nn.Parameter(torch.tensor(rates).log())  # a
+        self.decay_bias = nn.Parameter(torch.full((2 * H,), math.log(math.e - 1)))  # softplus(b_g)=1
+        self.read_gate = nn.Parameter(torch.zeros(2 * H))  # λ: closed until trained
+        nn.init.normal_(self.beta_proj.weight, std=0.02)
+        nn.init.zeros_(self.beta_proj.bias)
+        nn.init.normal_(self.decay_proj.weight, std=0.02)
+        nn.init.zeros_(self.decay_proj.bias)
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+        """An empty memory: ``[B, 2H, D, D]`` zeros."""
+        return torch.zeros(batch, 2 * self.num_heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
+
+    def _map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Per-head linear map then L2 norm: ``[B, T, H, D] → [B, T, H, D]``."""
+        return F.normalize(torch.einsum("bthd,hde->bthe", x, weight), dim=-1)
+
+    def read(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Gated sum of the fast and slow reads: q ``[B, T, H, D]``, state ``[B, 2H, D, D]``."""
+        q_mem = self._map(q, self.query_map).repeat(1, 1, 2, 1)  # the same query for both states
+        reads = torch.einsum("bthk,bhkv->bthv", q_mem, state) * self.read_gate[:, None]
+        return reads[:, :, : self.num_heads] + reads[:, :, self.num_heads :]
+
+    def write(
+        self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
+    ) -> torch.Tensor:
+        """Write a segment's tokens into both states; returns the new state.
+
+        x ``[B, T, hidden]`` is the layer input (drives β and the decay); k, v ``[B, T, H, D]``.
+        """
+        k_mem = self._map(k, self.key_map).repeat(1, 1, 2, 1)
+        beta = torch.sigmoid(self.beta_proj(x))
+        g = -self.log_rate.exp() * F.softplus(self.decay_proj(x) + self.decay_bias)
+        _, new_state = chunked_delta_rule(
+            None, k_mem, v.repeat(1, 1, 2, 1), beta, g, state, mask=mask, chunk_size=self.chunk_size
+        )
+        return new_state

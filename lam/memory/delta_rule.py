@@ -1,0 +1,183 @@
+"""Gated delta rule: the linear associative memory of LAM, as pure functions.
+
+Two implementations with one signature, state in → state out:
+
+* :func:`recurrent_delta_rule` — the token-by-token reference, written exactly as the
+  equation below. Slow (a Python loop over tokens) and obviously correct.
+* :func:`chunked_delta_rule` — the same maths in chunks of ``C`` tokens (WY representation /
+  UT transform, Yang et al. 2024): a few matmuls per chunk and one triangular solve, with
+  the only sequential part being a loop over ``T / C`` chunks. This is the fast path.
+
+Glossary (shapes use fla's ``[B, T, H, D]`` layout)::
+
+    B  batch            T  tokens            H  heads
+    Dk key dim          Dv value dim         C  chunk size
+    q, k   [B, T, H, Dk]    queries / keys (callers L2-normalise k; q carries its own scale)
+    v      [B, T, H, Dv]    values
+    beta   [B, T, H]        write strength β_t ∈ [0, 1]
+    g      [B, T, H]        log decay g_t ≤ 0, so α_t = exp(g_t) ∈ (0, 1]
+    S      [B, H, Dk, Dv]   the memory state
+    mask   [B, T] bool      False marks padding: the token neither writes, decays nor reads
+
+Per head and token t (decay first, then the delta step, then the read)::
+
+    S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ
+    o_t = S_tᵀ q_t
+
+With ‖k_t‖ = 1 and β_t ∈ [0, 1] the transition has eigenvalues in [0, α_t], so the state
+cannot grow without bound however long the text.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["recurrent_delta_rule", "chunked_delta_rule"]
+
+
+def _apply_mask(
+    beta: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padding writes nothing (β = 0) and decays nothing (g = 0)."""
+    if mask is None:
+        return beta, g
+    m = mask.to(beta.dtype).unsqueeze(-1)  # [B, T, 1]
+    return beta * m, g * m
+
+
+def _check_inputs(q, k, v, beta, g, state) -> None:
+    if k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"k and v must be [B, T, H, D]; got {tuple(k.shape)} and {tuple(v.shape)}")
+    B, T, H, Dk = k.shape
+    if v.shape[:3] != (B, T, H):
+        raise ValueError(f"v {tuple(v.shape)} does not match k {tuple(k.shape)}")
+    if q is not None and q.shape != k.shape:
+        raise ValueError(f"q {tuple(q.shape)} must match k {tuple(k.shape)}")
+    if beta.shape != (B, T, H) or g.shape != (B, T, H):
+        raise ValueError(f"beta and g must be [B, T, H] = {(B, T, H)}")
+    if state is not None and state.shape != (B, H, Dk, v.shape[-1]):
+        raise ValueError(f"state must be {(B, H, Dk, v.shape[-1])}, got {tuple(state.shape)}")
+
+
+def recurrent_delta_rule(
+    q: torch.Tensor | None,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    g: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Reference gated delta rule, one token at a time.
+
+    :param q: queries ``[B, T, H, Dk]``, or ``None`` to only write (no outputs computed).
+    :param k: keys ``[B, T, H, Dk]``.
+    :param v: values ``[B, T, H, Dv]``.
+    :param beta: write strengths ``[B, T, H]``.
+    :param g: log decays ``[B, T, H]`` (≤ 0).
+    :param initial_state: ``[B, H, Dk, Dv]``; zeros when ``None``.
+    :param mask: ``[B, T]`` bool, ``False`` on padding.
+    :returns: ``(o, final_state)`` with ``o`` ``[B, T, H, Dv]`` (zero on padding) or ``None``.
+    """
+    _check_inputs(q, k, v, beta, g, initial_state)
+    B, T, H, Dk = k.shape
+    Dv = v.shape[-1]
+    beta, g = _apply_mask(beta, g, mask)
+    S = k.new_zeros(B, H, Dk, Dv) if initial_state is None else initial_state.clone()
+    outs = []
+    for t in range(T):
+        k_t, v_t, b_t = k[:, t], v[:, t], beta[:, t, :, None]  # [B,H,Dk], [B,H,Dv], [B,H,1]
+        S = S * g[:, t].exp()[..., None, None]
+        v_hat = torch.einsum("bhkv,bhk->bhv", S, k_t)  # what the memory recalls for k_t
+        S = S + torch.einsum("bhk,bhv->bhkv", k_t, b_t * (v_t - v_hat))  # write the error
+        if q is not None:
+            outs.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
+    if q is None:
+        return None, S
+    o = torch.stack(outs, dim=1)
+    if mask is not None:
+        o = o * mask[:, :, None, None].to(o.dtype)
+    return o, S
+
+
+def chunked_delta_rule(
+    q: torch.Tensor | None,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    g: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    chunk_size: int = 32,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Chunkwise-parallel gated delta rule (UT transform); same contract as the reference.
+
+    Inside a chunk, with γ_i = Σ_{j≤i} g_j and L_ij = exp(γ_i − γ_j) for i ≥ j::
+
+        A  = I + tril(diag(β) K Kᵀ ⊙ L, −1)         (unit lower triangular)
+        U  = A⁻¹ diag(β) V,   W = A⁻¹ diag(β) (K ⊙ e^γ)
+        V' = U − W S                                  (the corrected writes)
+        O  = (Q ⊙ e^γ) S + (Q Kᵀ ⊙ L ⊙ M_≤) V'
+        S' = e^{γ_C} S + (K ⊙ e^{γ_C − γ})ᵀ V'
+
+    Chunk 32 (≈ head dim) is fastest on CPU: the intra-chunk cost grows as C².
+    """
+    _check_inputs(q, k, v, beta, g, initial_state)
+    B, T, H, Dk = k.shape
+    Dv = v.shape[-1]
+    C = chunk_size
+    beta, g = _apply_mask(beta, g, mask)
+    S = k.new_zeros(B, H, Dk, Dv) if initial_state is None else initial_state
+    if T == 0:
+        return (q.new_zeros(B, 0, H, Dv) if q is not None else None), S.clone()
+
+    # Pad to a multiple of C with tokens that neither write (β=0) nor decay (g=0).
+    pad = (-T) % C
+    if pad:
+        k = torch.nn.functional.pad(k, (0, 0, 0, 0, 0, pad))
+        v = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad))
+        beta = torch.nn.functional.pad(beta, (0, 0, 0, pad))
+        g = torch.nn.functional.pad(g, (0, 0, 0, pad))
+        if q is not None:
+            q = torch.nn.functional.pad(q, (0, 0, 0, 0, 0, pad))
+    N = (T + pad) // C
+
+    # [B, T, H, D] -> [B, H, N, C, D]
+    def chunks(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(B, N, C, H, -1).permute(0, 3, 1, 2, 4)
+
+    k_c, v_c = chunks(k), chunks(v)
+    b_c = beta.reshape(B, N, C, H).permute(0, 3, 1, 2)  # [B, H, N, C]
+    gamma = g.reshape(B, N, C, H).permute(0, 3, 1, 2).cumsum(-1)  # [B, H, N, C]
+
+    # All intra-chunk quantities at once (parallel over chunks).
+    causal = torch.ones(C, C, dtype=torch.bool, device=k.device).tril()
+    L = (gamma[..., :, None] - gamma[..., None, :]).masked_fill(~causal, float("-inf")).exp()
+    kk = k_c @ k_c.transpose(-1, -2)  # [B, H, N, C, C]
+    A = torch.eye(C, dtype=k.dtype, device=k.device) + (kk * b_c[..., :, None] * L).tril(-1)
+    rhs = torch.cat([v_c * b_c[..., None], k_c * (b_c * gamma.exp())[..., None]], dim=-1)
+    UW = torch.linalg.solve_triangular(A, rhs, upper=False, unitriangular=True)
+    U, W = UW[..., :Dv], UW[..., Dv:]
+    decay_last = gamma[..., -1:]  # γ_C  [B, H, N, 1]
+    k_tail = k_c * (decay_last - gamma).exp()[..., None]  # K ⊙ e^{γ_C − γ}
+    state_decay = decay_last.exp()[..., None]  # [B, H, N, 1, 1]
+
+    if q is not None:
+        q_c = chunks(q)
+        q_dec = q_c * gamma.exp()[..., None]
+        qk = (q_c @ k_c.transpose(-1, -2)) * L  # L is already 0 above the diagonal
+        outs = []
+
+    # The only sequential part: carry the state across chunks.
+    for n in range(N):
+        v_new = U[:, :, n] - W[:, :, n] @ S
+        if q is not None:
+            outs.append(q_dec[:, :, n] @ S + qk[:, :, n] @ v_new)
+        S = state_decay[:, :, n] * S + k_tail[:, :, n].transpose(-1, -2) @ v_new
+
+    if q is None:
+        return None, S
+    o = torch.stack(outs, dim=2).reshape(B, H, N * C, Dv)[:, :, :T].transpose(1, 2)
+    if mask is not None:
+        o = o * mask[:, :, None, None].to(o.dtype)
+    return o, S

@@ -1,0 +1,134 @@
+"""Text → token ids → segments, without ever holding a whole long text's tokens.
+
+BERT's WordPiece pipeline (normalise, split on whitespace/punctuation, WordPiece) never
+joins characters across ASCII whitespace, so tokenising a text in pieces cut right after a
+space, tab or newline gives exactly the ids of tokenising it whole. :class:`IncrementalTokenizer`
+relies on that to tokenise a text of any size piece by piece — the same code serves
+``encode`` on a long string and ``LAM.stream()`` fed arbitrary fragments, so both agree.
+
+A run of more than ``max_word_chars`` characters with no ASCII whitespace (not natural text;
+BERT maps any word over 100 characters to [UNK] anyway) is cut every ``max_word_chars``
+characters from its start, so the cut points depend on the text alone.
+
+Segments: the body ids are cut into consecutive slices of W − 2 ids and each slice is framed
+as [CLS] slice [SEP]; an empty text is the single segment [CLS] [SEP], as in BERT.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+_LAST_WHITESPACE = re.compile(r"[ \t\n\r](?=[^ \t\n\r]*\Z)")
+
+
+class IncrementalTokenizer:
+    """Feed text fragments, get the ids of every word completed so far."""
+
+    def __init__(self, tokenizer: Tokenizer, max_word_chars: int = 100_000) -> None:
+        self._tokenizer = tokenizer
+        self._max_word_chars = max_word_chars
+        self._tail = ""  # text after the last cut: a (possibly unfinished) word
+
+    def _ids(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False).ids if text else []
+
+    def feed(self, text: str) -> list[int]:
+        """Add a fragment; return the ids of text that can no longer change."""
+        buf = self._tail + text
+        ready = ""
+        match = _LAST_WHITESPACE.search(buf)
+        if match:
+            ready, buf = buf[: match.end()], buf[match.end() :]
+        ids = self._ids(ready)
+        while len(buf) >= self._max_word_chars:  # an endless "word": cut from its start
+            ids += self._ids(buf[: self._max_word_chars])
+            buf = buf[self._max_word_chars :]
+        self._tail = buf
+        return ids
+
+    def peek(self) -> list[int]:
+        """Ids of the unfinished tail, as if the text ended now (nothing is consumed)."""
+        return self._ids(self._tail)
+
+    def flush(self) -> list[int]:
+        """Ids of the tail; the tokenizer is empty afterwards."""
+        ids, self._tail = self.peek(), ""
+        return ids
+
+
+class TextSegmenter:
+    """The tokenizer and the segment policy of a model: W tokens per segment, framed."""
+
+    def __init__(self, tokenizer: Tokenizer, segment_len: int, cls_id: int, sep_id: int, pad_id: int) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self.tokenizer = tokenizer
+        self.body_len = segment_len - 2
+        self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
+        self.piece_chars = 1 << 16  # long texts are tokenised in pieces of about this size
+
+    @classmethod
+    def from_file(cls, path: str | Path, segment_len: int, cls_id: int, sep_id: int, pad_id: int) -> TextSegmenter:
+        return cls(Tokenizer.from_file(str(path)), segment_len, cls_id, sep_id, pad_id)
+
+    # --- ids ---
+    def body_ids_batch(self, texts: list[str]) -> list[list[int]]:
+        """Ids (no special tokens) of short texts, tokenised in one parallel call."""
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def iter_body_ids(self, text: str) -> Iterator[list[int]]:
+        """Ids of a text of any length, yielded piece by piece (bounded memory)."""
+        inc = IncrementalTokenizer(self.tokenizer)
+        for start in range(0, len(text), self.piece_chars):
+            ids = inc.feed(text[start : start + self.piece_chars])
+            if ids:
+                yield ids
+        tail = inc.flush()
+        if tail:
+            yield tail
+
+    def count_tokens(self, text: str) -> int:
+        """Real WordPiece tokens of the text (no special tokens)."""
+        return sum(len(ids) for ids in self.iter_body_ids(text))
+
+    # --- segments ---
+    def segments(self, id_pieces: Iterable[list[int]], max_tokens: int | None = None) -> Iterator[list[int]]:
+        """Cut a stream of body ids into segment bodies of ``W − 2`` ids (the last may be shorter).
+
+        Always yields at least one (possibly empty) body. ``max_tokens`` truncates the text.
+        """
+        buffer: list[int] = []
+        taken = 0
+        emitted = False
+        for ids in id_pieces:
+            if max_tokens is not None:
+                ids = ids[: max(0, max_tokens - taken)]
+                taken += len(ids)
+            buffer.extend(ids)
+            while len(buffer) >= self.body_len:
+                yield buffer[: self.body_len]
+                emitted = True
+                del buffer[: self.body_len]
+            if max_tokens is not None and taken >= max_tokens:
+                break
+        if buffer or not emitted:
+            yield buffer
+
+    def text_segments(self, text: str, max_tokens: int | None = None) -> Iterator[list[int]]:
+        return self.segments(self.iter_body_ids(text), max_tokens)
+
+    def frame(self, bodies: list[list[int]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Bodies → ``input_ids [B, T]`` ([CLS] body [SEP] + padding) and ``mask [B, T]``."""
+        T = max(len(b) for b in bodies) + 2
+        ids = torch.full((len(bodies), T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(bodies), T), dtype=torch.bool)
+        for i, body in enumerate(bodies):
+            n = len(body) + 2
+            ids[i, :n] = torch.tensor([self.cls_id, *body, self.sep_id])
+            mask[i, :n] = True
+        return ids.to(device), mask.to(device)
