@@ -93,7 +93,10 @@ class LAM:
         self.tokenizer = tokenizer
         self.source = source
         self.segmenter = TextSegmenter(
-            tokenizer, self.config.segment_len, self.config.cls_token_id, self.config.sep_token_id,
+            tokenizer,
+            self.config.segment_len,
+            self.config.cls_token_id,
+            self.config.sep_token_id,
             self.config.pad_token_id,
         )
         self.max_tokens = self._check_max_tokens(max_tokens)

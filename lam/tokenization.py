@@ -35,7 +35,18 @@ class IncrementalTokenizer:
         self._tail = ""  # text after the last cut: a (possibly unfinished) word
 
     def _ids(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False).ids if text else []
+        """Ids of text whose end is a cut point; over-long runs are cut every N characters."""
+        n = self._max_word_chars
+        if len(text) <= n:
+            return self._tokenizer.encode(text, add_special_tokens=False).ids if text else []
+        parts, last = [], 0
+        for run in re.finditer(rf"[^ \t\n\r]{{{n + 1},}}", text):
+            for cut in range(run.start() + n, run.end(), n):
+                parts.append(text[last:cut])
+                last = cut
+        parts.append(text[last:])
+        encodings = self._tokenizer.encode_batch(parts, add_special_tokens=False)
+        return [i for e in encodings for i in e.ids]
 
     def feed(self, text: str) -> list[int]:
         """Add a fragment; return the ids of text that can no longer change."""
@@ -45,7 +56,7 @@ class IncrementalTokenizer:
         if match:
             ready, buf = buf[: match.end()], buf[match.end() :]
         ids = self._ids(ready)
-        while len(buf) >= self._max_word_chars:  # an endless "word": cut from its start
+        while len(buf) > self._max_word_chars:  # an endless "word": cut every N chars from its start
             ids += self._ids(buf[: self._max_word_chars])
             buf = buf[self._max_word_chars :]
         self._tail = buf

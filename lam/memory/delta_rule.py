@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["recurrent_delta_rule", "chunked_delta_rule"]
+__all__ = ["chunked_delta_rule", "recurrent_delta_rule"]
 
 
-def _apply_mask(
-    beta: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _apply_mask(beta: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Padding writes nothing (β = 0) and decays nothing (g = 0)."""
     if mask is None:
         return beta, g

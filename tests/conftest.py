@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny random LAM on a mock WordPiece vocabulary (fast, offline), and the
+real shipped model (loaded once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+from lam import LAM, LAMConfig
+from lam.model import LAMModel
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WORDS = "the a cat dog sat on mat ran fast slow memory text long short is was and of to in".split()
+
+
+def mock_tokenizer() -> Tokenizer:
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS, ".", ",", "!", "##s"])}
+    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
+
+
+def tiny_config(**overrides) -> LAMConfig:
+    base = dict(
+        vocab_size=len(WORDS) + 8,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        segment_len=12,
+        chunk_size=4,
+        cls_token_id=2,
+        sep_token_id=3,
+        pad_token_id=0,
+        name="tiny",
+    )
+    base.update(overrides)
+    return LAMConfig(**base)
+
+
+def open_gates(model: LAMModel, value: float = 0.5) -> None:
+    """Memory reads on, so tests see whether the state is carried correctly."""
+    with torch.no_grad():
+        for layer in model.layers:
+            if layer.attention.memory is not None:
+                layer.attention.memory.read_gate.fill_(value)
+
+
+def make_tiny_lam(seed: int = 0, gates: float = 0.5, **overrides) -> LAM:
+    torch.manual_seed(seed)
+    model = LAMModel(tiny_config(**overrides)).eval()
+    open_gates(model, gates)
+    return LAM.from_model(model, mock_tokenizer(), source="tiny")
+
+
+@pytest.fixture
+def tiny_lam() -> LAM:
+    return make_tiny_lam()
+
+
+@pytest.fixture(scope="session")
+def shipped_lam() -> LAM:
+    return LAM()
+
+
+@pytest.fixture(scope="session")
+def memory_lam() -> LAM:
+    """The shipped weights with short segments (W=64) and open gates: many segments, cheaply."""
+    lam = LAM(segment_len=64)
+    open_gates(lam.model)
+    return lam
+
+
+@pytest.fixture(scope="session")
+def long_text() -> str:
+    """About 1,500 words of real prose (Paul Graham essay) — many W=64 segments."""
+    path = SHARED_DATA / "pg_essays" / "avg.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared/data)")
+    return path.read_text()[:9000]

@@ -1,0 +1,105 @@
+"""Invariant 2: the chunked delta rule equals the token-by-token recurrence."""
+
+import pytest
+import torch
+
+from lam.memory.delta_rule import chunked_delta_rule, recurrent_delta_rule
+
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
+
+
+def make_inputs(B=2, T=45, H=3, Dk=8, Dv=6, dtype=torch.float64, seed=0, decay=0.2):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, Dk, generator=g, dtype=dtype)
+    k = torch.nn.functional.normalize(torch.randn(B, T, H, Dk, generator=g, dtype=dtype), dim=-1)
+    v = torch.randn(B, T, H, Dv, generator=g, dtype=dtype)
+    beta = torch.rand(B, T, H, generator=g, dtype=dtype)
+    log_decay = -decay * torch.rand(B, T, H, generator=g, dtype=dtype)
+    state = torch.randn(B, H, Dk, Dv, generator=g, dtype=dtype)
+    return q, k, v, beta, log_decay, state
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("T,chunk", [(1, 4), (31, 8), (32, 32), (45, 16), (100, 32), (128, 64)])
+def test_chunked_matches_recurrent(dtype, T, chunk):
+    q, k, v, beta, g, s0 = make_inputs(T=T, dtype=dtype)
+    o_ref, s_ref = recurrent_delta_rule(q, k, v, beta, g, s0)
+    o, s = chunked_delta_rule(q, k, v, beta, g, s0, chunk_size=chunk)
+    assert rel_err(o, o_ref) < TOL[dtype]
+    assert rel_err(s, s_ref) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_state_carried_across_calls_equals_one_pass(dtype):
+    q, k, v, beta, g, s0 = make_inputs(T=70, dtype=dtype)
+    o_full, s_full = chunked_delta_rule(q, k, v, beta, g, s0, chunk_size=16)
+    cut = 29  # not a chunk multiple
+    o1, s1 = chunked_delta_rule(q[:, :cut], k[:, :cut], v[:, :cut], beta[:, :cut], g[:, :cut], s0, chunk_size=16)
+    o2, s2 = chunked_delta_rule(q[:, cut:], k[:, cut:], v[:, cut:], beta[:, cut:], g[:, cut:], s1, chunk_size=16)
+    assert rel_err(torch.cat([o1, o2], 1), o_full) < TOL[dtype]
+    assert rel_err(s2, s_full) < TOL[dtype]
+    # and the reference agrees across the same split
+    _, r1 = recurrent_delta_rule(q[:, :cut], k[:, :cut], v[:, :cut], beta[:, :cut], g[:, :cut], s0)
+    _, r2 = recurrent_delta_rule(q[:, cut:], k[:, cut:], v[:, cut:], beta[:, cut:], g[:, cut:], r1)
+    assert rel_err(r2, s_full) < TOL[dtype]
+
+
+@pytest.mark.parametrize("fn", [recurrent_delta_rule, chunked_delta_rule])
+def test_padding_neither_writes_nor_reads(fn):
+    q, k, v, beta, g, s0 = make_inputs(B=1, T=20)
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    mask[0, 13:] = False  # right padding
+    o, s = fn(q, k, v, beta, g, s0, mask=mask)
+    o_short, s_short = fn(q[:, :13], k[:, :13], v[:, :13], beta[:, :13], g[:, :13], s0)
+    assert torch.allclose(s, s_short, atol=1e-12)
+    assert torch.allclose(o[:, :13], o_short, atol=1e-12)
+    assert torch.all(o[:, 13:] == 0)
+    # padding in the middle: removing the pad tokens changes nothing
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    mask[0, 5:9] = False
+    keep = mask[0]
+    _, s_mid = fn(q, k, v, beta, g, s0, mask=mask)
+    _, s_dense = fn(q[:, keep], k[:, keep], v[:, keep], beta[:, keep], g[:, keep], s0)
+    assert torch.allclose(s_mid, s_dense, atol=1e-12)
+
+
+def test_write_only_mode_gives_same_state():
+    q, k, v, beta, g, s0 = make_inputs(T=50)
+    _, s = chunked_delta_rule(q, k, v, beta, g, s0, chunk_size=16)
+    none_out, s_write = chunked_delta_rule(None, k, v, beta, g, s0, chunk_size=16)
+    assert none_out is None
+    assert torch.allclose(s, s_write, atol=1e-12)
+    assert recurrent_delta_rule(None, k, v, beta, g, s0)[0] is None
+
+
+def test_delta_rule_recalls_a_stored_association():
+    """Writing (k, v) with β=1 and no decay makes Sᵀk return v exactly (the delta rule's point)."""
+    D = 8
+    k = torch.nn.functional.normalize(torch.randn(1, 1, 1, D, dtype=torch.float64), dim=-1)
+    v = torch.randn(1, 1, 1, D, dtype=torch.float64)
+    s0 = torch.randn(1, 1, D, D, dtype=torch.float64)  # whatever was there before
+    ones, zeros = torch.ones(1, 1, 1, dtype=torch.float64), torch.zeros(1, 1, 1, dtype=torch.float64)
+    _, s = chunked_delta_rule(None, k, v, ones, zeros, s0)
+    recalled = torch.einsum("bhkv,k->v", s, k[0, 0, 0])
+    assert torch.allclose(recalled, v[0, 0, 0], atol=1e-12)
+
+
+def test_state_stays_bounded_over_many_tokens():
+    q, k, v, beta, g, _ = make_inputs(B=1, T=4096, H=2, Dk=8, Dv=8, dtype=torch.float32, decay=0.0)
+    _, s = chunked_delta_rule(q, k, v, beta, g, None, chunk_size=32)
+    assert torch.isfinite(s).all()
+    assert s.abs().max() < 50 * v.abs().max()
+
+
+def test_bad_shapes_raise():
+    q, k, v, beta, g, s0 = make_inputs()
+    with pytest.raises(ValueError):
+        chunked_delta_rule(q, k, v, beta[..., :1], g, s0)
+    with pytest.raises(ValueError):
+        chunked_delta_rule(q, k, v, beta, g, s0[:, :1])
+    with pytest.raises(ValueError):
+        recurrent_delta_rule(q[..., :2], k, v, beta, g, s0)

@@ -1,0 +1,155 @@
+"""The encode contract (sentence-transformers 6.x shaped) and invariant 4, batch invariance."""
+
+import numpy as np
+import pytest
+import torch
+
+from lam import LAM
+from tests.conftest import make_tiny_lam
+
+SENTENCES = ["The cat sat on the mat.", "A dog ran fast.", "", "Memory is long and text is short."]
+
+
+def test_list_gives_n_by_d_float32_unit_rows(shipped_lam):
+    e = shipped_lam.encode(SENTENCES)
+    assert isinstance(e, np.ndarray) and e.shape == (4, 384) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+
+
+def test_single_string_gives_a_vector(shipped_lam):
+    v = shipped_lam.encode("hello world")
+    assert v.shape == (384,)
+    np.testing.assert_allclose(v, shipped_lam.encode(["hello world"])[0], atol=1e-6)
+
+
+def test_empty_inputs(shipped_lam):
+    assert shipped_lam.encode([]).shape == (0, 384)
+    e = shipped_lam.encode("")
+    assert e.shape == (384,) and np.isfinite(e).all() and abs(np.linalg.norm(e) - 1) < 1e-5
+
+
+def test_semantics_are_sane(shipped_lam):
+    e = shipped_lam.encode(["A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell."])
+    sim = shipped_lam.similarity(e, e)
+    assert sim[0, 1] > sim[0, 2] + 0.2
+
+
+def test_output_dim_truncates_then_normalises(shipped_lam):
+    full = shipped_lam.encode(SENTENCES, normalize_embeddings=False)
+    e = shipped_lam.encode(SENTENCES, output_dim=64)
+    assert e.shape == (4, 64)
+    expected = full[:, :64] / np.linalg.norm(full[:, :64], axis=1, keepdims=True)
+    np.testing.assert_allclose(e, expected, atol=1e-5)
+    np.testing.assert_allclose(shipped_lam.encode(SENTENCES, truncate_dim=64), e, atol=1e-6)
+    np.testing.assert_allclose(shipped_lam.truncate_embeddings(shipped_lam.encode(SENTENCES), 64), e, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, 385, -1, 1.5, True])
+def test_bad_output_dim_raises(shipped_lam, bad):
+    with pytest.raises(ValueError):
+        shipped_lam.encode(SENTENCES, output_dim=bad)
+
+
+def test_bad_inputs_raise_clear_errors(shipped_lam):
+    with pytest.raises(TypeError, match="None"):
+        shipped_lam.encode(None)
+    with pytest.raises(TypeError, match=r"sentences\[2\] is int"):
+        shipped_lam.encode(["a", "b", 3])
+    with pytest.raises(TypeError, match=r"sentences\[1\] is NoneType"):
+        shipped_lam.encode(["a", None])
+    with pytest.raises(TypeError):
+        shipped_lam.encode(42)
+    with pytest.raises(TypeError):
+        shipped_lam.encode(b"bytes")
+    with pytest.raises(ValueError, match="batch_size"):
+        shipped_lam.encode(SENTENCES, batch_size=0)
+    with pytest.raises(ValueError, match="precision"):
+        shipped_lam.encode(SENTENCES, precision="float16")
+    with pytest.raises(ValueError, match="prompt_name"):
+        shipped_lam.encode(SENTENCES, prompt_name="nope")
+    with pytest.raises(TypeError):
+        shipped_lam.encode(SENTENCES, not_an_option=1)
+
+
+def test_output_types(shipped_lam):
+    t = shipped_lam.encode(SENTENCES, convert_to_tensor=True)
+    assert isinstance(t, torch.Tensor) and t.shape == (4, 384)
+    lst = shipped_lam.encode(SENTENCES, convert_to_numpy=False)
+    assert isinstance(lst, list) and len(lst) == 4 and lst[0].shape == (384,)
+    b = shipped_lam.encode(SENTENCES, precision="ubinary")
+    assert b.dtype == np.uint8 and b.shape == (4, 48)
+    i8 = shipped_lam.encode(SENTENCES, precision="int8")
+    assert i8.dtype == np.int8 and i8.shape == (4, 384)
+
+
+def test_order_is_preserved_whatever_the_batching(shipped_lam):
+    texts = [f"sentence number {i} " * (i % 7 + 1) for i in range(50)]
+    a = shipped_lam.encode(texts, batch_size=7)
+    b = np.stack([shipped_lam.encode(t) for t in texts[:10]])
+    np.testing.assert_allclose(a[:10], b, atol=1e-5)
+    np.testing.assert_allclose(a, shipped_lam.encode(texts, batch_size=64), atol=1e-5)
+
+
+def test_batch_invariance_with_mixed_lengths(memory_lam, long_text):
+    """Invariant 4: alone or inside a batch of mixed lengths (1 to ~30 segments), same vector."""
+    texts = [long_text, "short", long_text[:1500], "", long_text[:4000], "a b c " * 40]
+    batched = memory_lam.encode(texts, batch_size=4)
+    for i, text in enumerate(texts):
+        alone = memory_lam.encode(text)
+        assert float(batched[i] @ alone) > 0.99999, i
+
+
+def test_long_text_is_not_truncated(memory_lam, long_text):
+    full = memory_lam.encode(long_text)
+    capped = memory_lam.encode(long_text, max_tokens=100)
+    assert float(full @ capped) < 0.999  # the tail of the text changes the embedding
+    np.testing.assert_allclose(capped, memory_lam.encode(long_text[:2000], max_tokens=100), atol=1e-5)
+
+
+def test_memory_reads_change_long_but_not_short_text(long_text):
+    on, off = LAM(segment_len=64), LAM(segment_len=64, memory=False)
+    from tests.conftest import open_gates
+
+    open_gates(on.model)
+    assert float(on.encode("one short sentence.") @ off.encode("one short sentence.")) > 0.99999
+    assert float(on.encode(long_text) @ off.encode(long_text)) < 0.999
+
+
+def test_oversize_batch_is_split_not_crashed(tiny_lam):
+    texts = ["the cat sat on the mat"] * 300
+    e = tiny_lam.encode(texts, batch_size=10_000)
+    assert e.shape == (300, 32)
+
+
+def test_prompts_and_query_document(shipped_lam):
+    lam = make_tiny_lam()
+    lam.prompts = {"query": "the ", "document": "a "}
+    np.testing.assert_allclose(lam.encode_query("cat"), lam.encode("the cat"), atol=1e-6)
+    np.testing.assert_allclose(lam.encode_document("cat"), lam.encode("a cat"), atol=1e-6)
+    np.testing.assert_allclose(shipped_lam.encode_query("cat"), shipped_lam.encode("cat"), atol=1e-6)
+
+
+def test_similarity_functions(shipped_lam):
+    e = shipped_lam.encode(SENTENCES)
+    sim = shipped_lam.similarity(e, e)
+    assert sim.shape == (4, 4)
+    torch.testing.assert_close(torch.diagonal(sim), torch.ones(4), atol=1e-5, rtol=0)
+    pair = shipped_lam.similarity_pairwise(e, e[::-1].copy())
+    assert pair.shape == (4,)
+    assert shipped_lam.similarity(e[0], e[1]).shape == (1, 1)
+    with pytest.raises(ValueError):
+        shipped_lam.similarity_pairwise(e, e[:2])
+
+
+def test_introspection(shipped_lam):
+    assert shipped_lam.get_sentence_embedding_dimension() == 384
+    assert shipped_lam.get_embedding_dimension() == 384
+    assert shipped_lam.max_seq_length is None
+    shipped_lam.encode(SENTENCES)
+    s = shipped_lam.stats()
+    assert s["texts"] >= 4 and s["tokens"] > 0 and s["embedding_dim"] == 384 and s["memory"] is True
+    assert s["parameters"] > 22_000_000
+    assert "LAM(" in repr(shipped_lam) and "segment_len=256" in repr(shipped_lam)
+    assert shipped_lam.count_tokens("the cat sat") == 3
+    with pytest.raises(ValueError):
+        shipped_lam.max_seq_length = 0
