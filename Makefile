@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench weights
+.PHONY: install install-dev demo test lint bench eval weights
 
 install:
 	$(PIP) torch==2.13.0
@@ -26,6 +26,9 @@ test: install-dev lint
 
 bench: install-dev
 	$(PY) benchmarks/bench_core.py
+
+eval: install-dev
+	lam eval --out results --name eval
 
 weights: install-dev
 	$(PY) -m lam.teacher lam/weights/default

@@ -125,5 +125,90 @@ def encode(
         click.echo(f"wrote {len(ids)} embeddings of dim {matrix.shape[1]} to {output}", err=True)
 
 
+@cli.command(name="eval")
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    type=click.Choice(["sts", "longembed", "qmsum"]),
+    help="sts: STS-B test/dev, SICK-R test, STS12-15 (cosine Spearman x100, as MTEB). "
+    "longembed: regenerated passkey + needle, 100 docs / 50 queries per length, nDCG@1 per length "
+    "and their mean. qmsum: QMSum val, 35 transcripts, 272 queries as questions and as answer "
+    "summaries, nDCG@10. Repeatable; default: all three.",
+)
+@click.option(
+    "--encoder",
+    "encoders",
+    multiple=True,
+    type=click.Choice(["lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25"]),
+    help="lam: the model (--model); lam-memory-off: the same weights with the memory off (windowed "
+    "teacher); teacher: all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on "
+    "256-token chunks, averaged; bm25: lexical (retrieval suites only). Default: all five.",
+)
+@click.option(
+    "--lengths",
+    default="256,512,1024,2048,4096,8192,16384,32768",
+    show_default=True,
+    help="comma-separated context lengths for longembed",
+)
+@click.option(
+    "--docs",
+    "n_docs",
+    default=100,
+    show_default=True,
+    type=click.IntRange(2, 100),
+    help="documents per length (queries: min(50, docs))",
+)
+@click.option("--seed", default=None, type=int, help="synthetic-set seed (default: the evaluation seed)")
+@click.option(
+    "--out",
+    "out_dir",
+    default="runs/eval",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="folder for <name>.json, <name>.md and <name>-longembed.png",
+)
+@click.option("--name", default=None, help="file stem (default: eval-<date>)")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--model", "model_path", default=None, help="LAM model folder or hub id (default: bundled)")
+def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progress, model_path) -> None:
+    """Measure LAM against the teacher, chunk-averaging and BM25 on the same data, in one run.
+
+    Data comes from ../shared/data (or $LAM_DATA). Writes a JSON record (scores, models,
+    weights hash, git commit, machine, seconds), a markdown table and a PNG of score against
+    context length.
+    """
+    import time
+
+    from lam.evaluation import ENCODERS, SUITES, run_evaluation
+    from lam.evaluation.report import markdown_table, write_report
+    from lam.evaluation.synthetic import EVAL_SEED
+
+    try:
+        length_list = tuple(int(x) for x in lengths.split(",") if x.strip())
+    except ValueError as err:
+        raise click.BadParameter(f"--lengths must be comma-separated integers: {err}") from err
+    from lam.evaluation.synthetic import LENGTHS
+
+    bad = [L for L in length_list if L not in LENGTHS]
+    if bad:
+        raise click.BadParameter(f"lengths {bad} are not LongEmbed lengths {LENGTHS}")
+    try:
+        record = run_evaluation(
+            suites=tuple(suites) or SUITES,
+            encoders=tuple(encoders) or ENCODERS,
+            model_path=model_path,
+            lengths=length_list,
+            n_docs=n_docs,
+            seed=EVAL_SEED if seed is None else seed,
+            progress=progress,
+        )
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+    paths = write_report(record, out_dir, name or time.strftime("eval-%Y%m%d-%H%M%S"))
+    click.echo(markdown_table(record))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
+
+
 if __name__ == "__main__":
     cli()

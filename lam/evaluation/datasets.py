@@ -1,0 +1,81 @@
+"""Evaluation sets read from ../shared/data: STS pairs and QMSum long-document retrieval."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lam.evaluation.data_paths import require
+
+
+@dataclass
+class STSSet:
+    """Sentence pairs with gold similarity scores."""
+
+    name: str
+    sentences1: list[str]
+    sentences2: list[str]
+    scores: np.ndarray
+
+
+@dataclass
+class RetrievalSplit:
+    """A corpus, queries and their relevant documents; scored by ``main_metric``."""
+
+    name: str
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    qrels: dict[str, set[str]]
+    main_metric: str = "ndcg_at_10"
+    info: dict = field(default_factory=dict)
+
+
+def _read_pairs(paths: list[str], name: str) -> STSSet:
+    s1, s2, scores = [], [], []
+    for rel in paths:
+        with open(require(rel), newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                s1.append(row["sentence1"])
+                s2.append(row["sentence2"])
+                scores.append(float(row["score"]))
+    return STSSet(name, s1, s2, np.array(scores))
+
+
+STS_SETS = {
+    "stsb-test": ["stsb/test.csv"],
+    "stsb-dev": ["stsb/dev.csv"],
+    "sickr-test": ["sick/test.csv"],
+    "sts12": [f"sts12-16/sts12/{s}.csv" for s in ("MSRpar", "MSRvid", "OnWN", "SMTeuroparl", "SMTnews")],
+    "sts13": [f"sts12-16/sts13/{s}.csv" for s in ("FNWN", "OnWN", "headlines")],
+    "sts14": [
+        f"sts12-16/sts14/{s}.csv" for s in ("OnWN", "deft-forum", "deft-news", "headlines", "images", "tweet-news")
+    ],
+    "sts15": [
+        f"sts12-16/sts15/{s}.csv" for s in ("answers-forums", "answers-students", "belief", "headlines", "images")
+    ],
+}
+
+
+def load_sts(name: str) -> STSSet:
+    """One STS set; STS12–15 pool their subsets into one set, as MTEB does."""
+    return _read_pairs(STS_SETS[name], name)
+
+
+def load_qmsum(variant: str = "query") -> RetrievalSplit:
+    """QMSum val: corpus = the 35 meeting transcripts; queries = the 272 query texts
+    (``variant="query"``) or their answer summaries (``"answer"``, LongEmbed's form)."""
+    if variant not in ("query", "answer"):
+        raise ValueError(f"variant must be 'query' or 'answer', got {variant!r}")
+    corpus, queries, qrels = {}, {}, {}
+    with open(require("qmsum/val.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            meeting = json.loads(line)
+            corpus[meeting["id"]] = meeting["transcript"]
+            for k, info in enumerate(meeting["query_info"]):
+                qid = f"{meeting['id']}-q{k}"
+                queries[qid] = info["query"] if variant == "query" else info["answer"]
+                qrels[qid] = {meeting["id"]}
+    return RetrievalSplit(f"qmsum-{variant}", corpus, queries, qrels, "ndcg_at_10")

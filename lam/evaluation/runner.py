@@ -1,0 +1,139 @@
+"""Run suites × encoders in one process, on the same data, and collect the scores."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_qmsum, load_sts
+from lam.evaluation.encoders import BM25, DenseEncoder, LAMEncoder, Retriever, TeacherChunkMean, TeacherEncoder
+from lam.evaluation.metrics import ndcg_at_k, spearman
+from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_splits
+
+SUITES = ("sts", "longembed", "qmsum")
+ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25")
+
+
+def make_encoder(name: str, model_path: str | None = None, progress: bool = False) -> Retriever:
+    if name == "lam":
+        return LAMEncoder(model_path, show_progress=progress)
+    if name == "lam-memory-off":
+        return LAMEncoder(model_path, memory=False, show_progress=progress)
+    if name == "teacher":
+        return TeacherEncoder()
+    if name == "teacher-chunk-mean":
+        return TeacherChunkMean()
+    if name == "bm25":
+        return BM25()
+    raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS}")
+
+
+def score_sts(encoder: DenseEncoder, sts_set) -> float:
+    """Cosine Spearman ×100, as MTEB's STS main score."""
+    a = encoder.embed(sts_set.sentences1, "sentence")
+    b = encoder.embed(sts_set.sentences2, "sentence")
+    return 100 * spearman((a * b).sum(1), sts_set.scores)
+
+
+def score_retrieval(retriever: Retriever, split: RetrievalSplit) -> dict[str, float]:
+    doc_ids, qids = list(split.corpus), list(split.queries)
+    scores = retriever.score([split.queries[q] for q in qids], [split.corpus[d] for d in doc_ids])
+    relevant = [split.qrels[q] for q in qids]
+    return {f"ndcg_at_{k}": 100 * ndcg_at_k(scores, doc_ids, relevant, k) for k in (1, 10)}
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _machine() -> dict:
+    import torch
+
+    cpu = "?"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def run_evaluation(
+    suites: tuple[str, ...] = SUITES,
+    encoders: tuple[str, ...] = ENCODERS,
+    model_path: str | None = None,
+    lengths: tuple[int, ...] = LENGTHS,
+    n_docs: int = N_DOCS,
+    seed: int = EVAL_SEED,
+    sts_sets: tuple[str, ...] = tuple(STS_SETS),
+    progress: bool = True,
+) -> dict:
+    """Score every encoder on every suite; returns the run record (see ``report.write_report``)."""
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        raise ValueError(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
+    started = time.time()
+    tasks: list[tuple[str, str, object]] = []  # (suite, key, data)
+    if "sts" in suites:
+        tasks += [("sts", name, load_sts(name)) for name in sts_sets]
+    if "longembed" in suites:
+        for task in ("passkey", "needle"):
+            tasks += [(task, str(s.info["length"]), s) for s in synthetic_splits(task, lengths, seed, n_docs)]
+    if "qmsum" in suites:
+        tasks += [("qmsum", variant, load_qmsum(variant)) for variant in ("query", "answer")]
+
+    record = {
+        "run": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "git_commit": _git_commit(),
+            "machine": _machine(),
+            "suites": list(suites),
+            "lengths": list(lengths),
+            "n_docs": n_docs,
+            "seed": seed,
+        },
+        "encoders": {},
+        "results": {},
+        "seconds": {},
+    }
+    for enc_name in encoders:
+        encoder = make_encoder(enc_name, model_path)
+        record["encoders"][enc_name] = encoder.info
+        results: dict = {}
+        seconds: dict = {}
+        for suite, key, data in tqdm(tasks, desc=enc_name, disable=not progress, unit="set"):
+            if suite == "sts" and not isinstance(encoder, DenseEncoder):
+                continue  # BM25 does not embed sentences
+            t = time.perf_counter()
+            if suite == "sts":
+                results.setdefault("sts", {})[key] = score_sts(encoder, data)
+            else:
+                results.setdefault(suite, {})[key] = score_retrieval(encoder, data)
+            seconds[suite] = seconds.get(suite, 0.0) + time.perf_counter() - t
+        for task in ("passkey", "needle"):
+            if task in results:
+                per_length = results[task]
+                results[task] = {
+                    "per_length": per_length,
+                    "mean_ndcg_at_1": float(np.mean([v["ndcg_at_1"] for v in per_length.values()])),
+                }
+        record["results"][enc_name] = results
+        record["seconds"][enc_name] = seconds
+    record["run"]["seconds"] = time.time() - started
+    return record

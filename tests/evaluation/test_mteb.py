@@ -1,0 +1,35 @@
+"""mteb.evaluate runs LAM fully offline and agrees with `lam eval` to 1e-3."""
+
+import os
+
+import pytest
+
+from tests.conftest import SHARED_DATA
+
+mteb = pytest.importorskip("mteb")
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "stsb").exists(), reason="needs ../shared/data")
+
+
+def test_mteb_scores_equal_lam_eval(shipped_lam, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from lam.evaluation.datasets import load_sts
+    from lam.evaluation.encoders import LAMEncoder
+    from lam.evaluation.mteb_integration import LAMMtebEncoder, passkey_task, stsb_test_task
+    from lam.evaluation.runner import score_retrieval, score_sts
+    from lam.evaluation.synthetic import passkey_split
+
+    encoder = LAMMtebEncoder(shipped_lam)
+    assert not hasattr(encoder, "search") and not hasattr(encoder, "index")  # dense mode, explicitly
+    result = mteb.evaluate(
+        encoder, tasks=[stsb_test_task(), passkey_task(lengths=(512,))], cache=None, show_progress_bar=False
+    )
+    scores = {r.task_name: r.get_score() for r in result.task_results}
+
+    ours = LAMEncoder()
+    ours.model = shipped_lam
+    assert scores["LAMLocalSTSBenchmark"] * 100 == pytest.approx(score_sts(ours, load_sts("stsb-test")), abs=0.1)
+    assert scores["LAMLocalPasskeyRetrieval"] * 100 == pytest.approx(
+        score_retrieval(ours, passkey_split(512))["ndcg_at_1"], abs=0.1
+    )
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

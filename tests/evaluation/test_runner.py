@@ -1,0 +1,88 @@
+"""The harness reproduces MTEB's published teacher figures, and its baselines behave."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lam.cli.main import cli
+from lam.evaluation.report import write_report
+from lam.evaluation.runner import run_evaluation, score_retrieval
+from lam.evaluation.synthetic import passkey_split
+from tests.conftest import SHARED_DATA
+
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "stsb").exists(), reason="needs ../shared/data")
+pytest.importorskip("sentence_transformers")
+
+
+@pytest.fixture(scope="module")
+def teacher_record():
+    return run_evaluation(suites=("sts", "longembed"), encoders=("teacher",), sts_sets=("stsb-test",), progress=False)
+
+
+def test_teacher_stsb_is_mtebs_figure(teacher_record):
+    assert teacher_record["results"]["teacher"]["sts"]["stsb-test"] == pytest.approx(82.03, abs=0.05)
+
+
+def test_teacher_passkey_is_close_to_official(teacher_record):
+    passkey = teacher_record["results"]["teacher"]["passkey"]
+    assert abs(passkey["mean_ndcg_at_1"] - 23.25) <= 5
+    assert passkey["per_length"]["256"]["ndcg_at_1"] > passkey["per_length"]["8192"]["ndcg_at_1"]
+
+
+def test_report_files(teacher_record, tmp_path):
+    paths = write_report(teacher_record, tmp_path, "r")
+    assert json.loads(paths["json"].read_text())["results"]["teacher"]["sts"]["stsb-test"] > 80
+    assert "| teacher |" in paths["markdown"].read_text()
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bm25_finds_passkeys():
+    pytest.importorskip("bm25s")
+    from lam.evaluation.encoders import BM25
+
+    assert score_retrieval(BM25(), passkey_split(1024))["ndcg_at_1"] >= 90
+
+
+def test_chunk_mean_equals_teacher_on_one_chunk_and_averages_chunks():
+    from lam.evaluation.encoders import TeacherChunkMean, TeacherEncoder
+
+    chunked, teacher = TeacherChunkMean(), TeacherEncoder()
+    short = ["A man plays a guitar.", "The weather is nice today."]
+    np.testing.assert_allclose(chunked.embed(short, "document"), teacher.embed(short, "document"), atol=1e-5)
+    tok = teacher.model.tokenizer
+    ids = tok("word " * 600, add_special_tokens=False)["input_ids"]
+    parts = [tok.decode(ids[i : i + 254]) for i in range(0, len(ids), 254)]
+    expected = teacher.embed(parts, "document").sum(0)
+    expected /= np.linalg.norm(expected)
+    np.testing.assert_allclose(chunked.embed(["word " * 600], "document")[0], expected, atol=1e-4)
+
+
+def test_lam_eval_command(tmp_path):
+    pytest.importorskip("bm25s")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--suite",
+            "longembed",
+            "--encoder",
+            "bm25",
+            "--lengths",
+            "256,512",
+            "--docs",
+            "10",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "t",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert set(record["results"]["bm25"]["passkey"]["per_length"]) == {"256", "512"}
+    assert record["run"]["n_docs"] == 10
+    bad = CliRunner().invoke(cli, ["eval", "--lengths", "300"])
+    assert bad.exit_code == 2
