@@ -102,7 +102,7 @@ class LAM:
         self.max_tokens = self._check_max_tokens(max_tokens)
         self.prompts = dict(prompts or {})
         self.similarity_fn_name = "cosine"
-        self._device = torch.device(device or "cpu")
+        self._device = self._check_device(device or "cpu")
         self.model.to(self._device)
         self._stats = {"texts": 0, "tokens": 0, "segments": 0, "seconds": 0.0}
 
@@ -145,8 +145,18 @@ class LAM:
     def device(self) -> torch.device:
         return self._device
 
+    @staticmethod
+    def _check_device(device: str | torch.device) -> torch.device:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"invalid device {device!r}: {err}") from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'cpu'")
+        return dev
+
     def to(self, device: str | torch.device) -> LAM:
-        self._device = torch.device(device)
+        self._device = self._check_device(device)
         self.model.to(self._device)
         return self
 
@@ -235,7 +245,7 @@ class LAM:
             prompt = self.prompts[prompt_name]
         if prompt:
             texts = [prompt + t for t in texts]
-        if device is not None and torch.device(device) != self._device:
+        if device is not None and self._check_device(device) != self._device:
             self.to(device)
 
         out_dim = dim or self.get_sentence_embedding_dimension()
@@ -285,7 +295,7 @@ class LAM:
         def on_segment(n_tokens: int) -> None:
             self._stats["tokens"] += n_tokens
             self._stats["segments"] += 1
-            bar.set_postfix(tokens=self._stats["tokens"], refresh=False)
+            bar.set_postfix(tokens=self._stats["tokens"])  # redraws: one huge text still shows progress
 
         return pooled_sums(self.model, self.segmenter, docs, on_segment=on_segment)
 

@@ -153,3 +153,12 @@ def test_introspection(shipped_lam):
     assert shipped_lam.count_tokens("the cat sat") == 3
     with pytest.raises(ValueError):
         shipped_lam.max_seq_length = 0
+
+
+def test_bad_device_is_a_clear_error(shipped_lam):
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            shipped_lam.encode("x", device="cuda")
+    with pytest.raises(ValueError, match="invalid device"):
+        shipped_lam.encode("x", device="not-a-device")
+    assert shipped_lam.device.type == "cpu"

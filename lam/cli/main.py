@@ -98,13 +98,19 @@ def encode(
         if src.path is not None and src.path.stat().st_size > _BIG_FILE:
             flush(pending)
             stream = model.stream()
-            stream.feed_file(src.path)
+            try:
+                stream.feed_file(src.path)
+            except UnicodeDecodeError as err:
+                raise click.ClickException(f"{src.path} is not UTF-8 text ({err.reason})") from err
             rows.append(stream.embedding(normalize=normalize, output_dim=output_dim))
             ids.append(src.id)
             bar.update(1)
             continue
         if src.path is not None:
-            src = TextSource(src.id, text=src.path.read_text(encoding="utf-8"))
+            try:
+                src = TextSource(src.id, text=src.path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as err:
+                raise click.ClickException(f"{src.path} is not UTF-8 text ({err.reason})") from err
         pending.append(src)
         if len(pending) >= 4 * batch_size:
             flush(pending)

@@ -59,3 +59,9 @@ def test_bad_inputs_give_usage_errors(tmp_path):
     ok.write_text("x")
     assert runner.invoke(cli, ["encode", str(ok), "-o", str(tmp_path / "out.csv")]).exit_code == 2
     assert runner.invoke(cli, ["encode", str(ok), "--model", str(tmp_path)]).exit_code == 1
+
+
+def test_binary_file_is_a_clear_error(tmp_path):
+    (tmp_path / "blob.txt").write_bytes(b"\xff\xfe\x00\x81 binary")
+    result = CliRunner().invoke(cli, ["encode", str(tmp_path / "blob.txt")])
+    assert result.exit_code == 1 and "not UTF-8" in result.output
