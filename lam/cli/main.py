@@ -216,5 +216,37 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
 
 
+@cli.command()
+@click.option(
+    "--stage",
+    type=click.Choice(["transfer", "embed"]),
+    default="transfer",
+    show_default=True,
+    help="transfer: stage 1, memory reads match full attention layer by layer; embed: stage 2, "
+    "pooled embeddings of 508-token texts match the full-attention teacher",
+)
+@click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default="runs/distill", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", is_flag=True, help="continue from <out>/checkpoint.pt")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_model_options
+def distill(stage, steps, batch_size, lr, seed, out, resume, progress, model_path, device) -> None:
+    """Train LAM's memory against the full-attention teacher (needs the `dev` extras).
+
+    Writes <out>/model (a LAM model folder), log.jsonl, loss.png, summary.json (512-token
+    fidelity before/after) and checkpoint.pt (for --resume; never commit it).
+    """
+    from lam.distill.train import DistillConfig, train
+
+    cfg = DistillConfig(
+        stage=stage, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device or "cpu", out=out
+    )
+    path = train(cfg, model_path=model_path, resume=resume, progress=progress)
+    click.echo((path / "summary.json").read_text())
+
+
 if __name__ == "__main__":
     cli()

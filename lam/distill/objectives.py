@@ -1,0 +1,73 @@
+"""The training losses. Each takes a LAM student and (frozen) teacher tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from lam.model import LAMModel
+
+
+@torch.no_grad()
+def teacher_layer_inputs(teacher: LAMModel, ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    """Inputs of every layer of the full-attention teacher (a LAMModel with W ≥ T, memory off)."""
+    x = teacher.embeddings(ids)
+    inputs = []
+    for layer in teacher.layers:
+        inputs.append(x)
+        x, _ = layer(x, mask, None, False)
+    return inputs + [x]
+
+
+def _heads(x: torch.Tensor, linear: torch.nn.Linear, H: int) -> torch.Tensor:
+    B, T, _ = x.shape
+    return linear(x).view(B, T, H, -1)
+
+
+def attention_transfer_loss(
+    student: LAMModel, layer_inputs: list[torch.Tensor], mask: torch.Tensor, split: int
+) -> tuple[torch.Tensor, list[float]]:
+    """Σ_l ‖read_l(B) − (full_l(B) − local_l(B))‖² / ‖full_l(B) − local_l(B)‖².
+
+    ``layer_inputs[l]`` is the teacher's input to layer l over A | B (``split`` = len(A)).
+    full_l(B) is softmax attention of B's queries over A and B; local_l(B) over B alone; the
+    memory of layer l is written by A's tokens and read by B's queries.
+    Returns the summed normalised loss and the per-layer values (for the log).
+    """
+    total, per_layer = 0.0, []
+    for layer, x in zip(student.layers, layer_inputs):
+        att, mem = layer.attention, layer.attention.memory
+        H = att.num_heads
+        with torch.no_grad():
+            q, k, v = _heads(x, att.query, H), _heads(x, att.key, H), _heads(x, att.value, H)
+            qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
+            full = F.scaled_dot_product_attention(qt[:, :, split:], kt, vt, attn_mask=mask[:, None, None, :])
+            local = F.scaled_dot_product_attention(
+                qt[:, :, split:], kt[:, :, split:], vt[:, :, split:], attn_mask=mask[:, None, None, split:]
+            )
+            target = (full - local).transpose(1, 2)  # [B, T_B, H, D]
+        state = mem.write(
+            x[:, :split], k[:, :split], v[:, :split], mask[:, :split], mem.init_state(x.shape[0], x.device, x.dtype)
+        )
+        read = mem.read(q[:, split:], state)
+        m = mask[:, split:, None, None].to(x.dtype)
+        loss = ((read - target) ** 2 * m).sum() / ((target**2) * m).sum().clamp(min=1e-8)
+        total = total + loss
+        per_layer.append(float(loss.detach()))
+    return total, per_layer
+
+
+def pooled_segments(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Mean-pooled embedding of aligned segment batches (every row has every segment)."""
+    state, total, count = None, 0.0, 0.0
+    for i, (ids, mask) in enumerate(segments):
+        hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
+        m = mask.to(hidden.dtype)
+        total = total + torch.einsum("btd,bt->bd", hidden, m)
+        count = count + m.sum(1, keepdim=True)
+    return total / count
+
+
+def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """1 − cos(student, teacher), averaged over the batch."""
+    return (1 - F.cosine_similarity(student_emb, teacher_emb, dim=-1)).mean()
