@@ -16,7 +16,7 @@ def teacher_layer_inputs(teacher: LAMModel, ids: torch.Tensor, mask: torch.Tenso
     for layer in teacher.layers:
         inputs.append(x)
         x, _ = layer(x, mask, None, False)
-    return inputs + [x]
+    return [*inputs, x]
 
 
 def _heads(x: torch.Tensor, linear: torch.nn.Linear, H: int) -> torch.Tensor:
