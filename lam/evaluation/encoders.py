@@ -33,8 +33,13 @@ class DenseEncoder(Retriever):
         """Unit-norm embeddings ``[N, D]``; ``kind`` is "query", "document" or "sentence"."""
 
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
-        docs = self.embed(corpus, "document")
-        return self.embed(queries, "query") @ docs.T
+        # The last corpus's embeddings are kept: QMSum scores two query sets on one corpus.
+        key = (len(corpus), hash(tuple(corpus)))
+        cached = getattr(self, "_corpus_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.embed(corpus, "document"))
+            self._corpus_cache = cached
+        return self.embed(queries, "query") @ cached[1].T
 
 
 class LAMEncoder(DenseEncoder):

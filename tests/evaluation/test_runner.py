@@ -86,3 +86,21 @@ def test_lam_eval_command(tmp_path):
     assert record["run"]["n_docs"] == 10
     bad = CliRunner().invoke(cli, ["eval", "--lengths", "300"])
     assert bad.exit_code == 2
+
+
+def test_dense_score_reuses_the_corpus_embeddings_only_for_the_same_corpus():
+    from lam.evaluation.encoders import DenseEncoder
+
+    class Counting(DenseEncoder):
+        name, info, calls = "counting", {}, []
+
+        def embed(self, texts, kind):
+            self.calls.append(kind)
+            return np.eye(len(texts), 4)[:, :4] if kind == "document" else np.ones((len(texts), 4))
+
+    enc = Counting()
+    enc.score(["q"], ["a", "b"])
+    enc.score(["q2"], ["a", "b"])
+    assert enc.calls.count("document") == 1
+    enc.score(["q"], ["a", "c"])
+    assert enc.calls.count("document") == 2
