@@ -94,8 +94,9 @@ def plot_longembed(record: dict, path: Path) -> Path | None:
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("nDCG@1 × 100")
-    axes[1].legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
