@@ -219,11 +219,12 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 @cli.command()
 @click.option(
     "--stage",
-    type=click.Choice(["transfer", "embed"]),
+    type=click.Choice(["transfer", "embed", "long"]),
     default="transfer",
     show_default=True,
     help="transfer: stage 1, memory reads match full attention layer by layer; embed: stage 2, "
-    "pooled embeddings of 508-token texts match the full-attention teacher",
+    "pooled embeddings of 508-token texts match the full-attention teacher; long: a 4-segment document's "
+    "embedding must retrieve the teacher embedding of a passage taken from it (InfoNCE, in-batch negatives)",
 )
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))

@@ -71,3 +71,15 @@ def pooled_segments(student: LAMModel, segments: list[tuple[torch.Tensor, torch.
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
     """1 − cos(student, teacher), averaged over the batch."""
     return (1 - F.cosine_similarity(student_emb, teacher_emb, dim=-1)).mean()
+
+
+def passage_recall_loss(doc_emb: torch.Tensor, passage_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE: each document embedding must pick the passage taken from it among the batch's.
+
+    The target for texts longer than the teacher's 512 positions: the teacher cannot embed
+    the whole document, but it embeds any passage of it well; a good single vector for a long
+    document is one from which each of its passages can be retrieved (the job of a long-document
+    embedding in search). doc_emb ``[B, d]`` (student), passage_emb ``[B, d]`` (teacher).
+    """
+    logits = F.normalize(doc_emb, dim=-1) @ F.normalize(passage_emb, dim=-1).T / temperature
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

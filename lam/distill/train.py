@@ -24,6 +24,7 @@ from lam.distill.data import token_windows
 from lam.distill.objectives import (
     attention_transfer_loss,
     embedding_distillation_loss,
+    passage_recall_loss,
     pooled_segments,
     teacher_layer_inputs,
 )
@@ -34,7 +35,9 @@ from lam.tokenization import TextSegmenter
 
 @dataclass
 class DistillConfig:
-    stage: str = "transfer"  # "transfer" (stage 1) or "embed" (stage 2)
+    stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2) or "long" (stage 2, beyond 512 tokens)
+    long_segments: int = 4  # "long": segments per training document
+    passage_tokens: int = 48  # "long": length of the passage the document must recall
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -129,7 +132,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
-    n_tokens = 510 if cfg.stage == "transfer" else 2 * c.segment_body_len
+    n_segments = cfg.long_segments if cfg.stage == "long" else 2
+    n_tokens = 510 if cfg.stage == "transfer" else n_segments * c.segment_body_len
+    rng = torch.Generator().manual_seed(cfg.seed)
     batches = _batches(segmenter, n_tokens, cfg.batch_size, cfg.seed)
     for _ in range(step):  # resume at the same data position
         next(batches)
@@ -152,6 +157,19 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 for s in range(0, n_tokens, body)
             ]
             loss = embedding_distillation_loss(pooled_segments(student, segs), target)
+            per_layer = []
+        elif cfg.stage == "long":
+            starts = torch.randint(0, n_tokens - cfg.passage_tokens, (len(windows),), generator=rng).tolist()
+            passages = [w[s : s + cfg.passage_tokens] for w, s in zip(windows, starts)]
+            p_ids, p_mask = _frame(passages, c.cls_token_id, c.sep_token_id, cfg.device)
+            with torch.no_grad():
+                target = teacher_layer_inputs(teacher, p_ids, p_mask)[-1].mean(1)
+            body = c.segment_body_len
+            segs = [
+                _frame([w[s : s + body] for w in windows], c.cls_token_id, c.sep_token_id, cfg.device)
+                for s in range(0, n_tokens, body)
+            ]
+            loss = passage_recall_loss(pooled_segments(student, segs), target)
             per_layer = []
         else:
             raise ValueError(f"unknown stage {cfg.stage!r}")

@@ -49,3 +49,13 @@ def test_pooled_segments_and_embedding_loss():
     loss = embedding_distillation_loss(emb, target)
     assert 0 <= float(loss.detach()) < 1
     assert float(embedding_distillation_loss(target, target)) < 1e-6
+
+
+def test_passage_recall_loss_prefers_matching_pairs():
+    from lam.distill.objectives import passage_recall_loss
+
+    torch.manual_seed(0)
+    passages = torch.randn(6, 16)
+    aligned = passage_recall_loss(passages + 0.01 * torch.randn(6, 16), passages)
+    shuffled = passage_recall_loss(passages[torch.randperm(6)], passages)
+    assert float(aligned) < 0.01 < float(shuffled)
