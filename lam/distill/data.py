@@ -39,12 +39,22 @@ def long_documents(split: str = "train") -> Iterator[tuple[str, str]]:
 
 
 def token_windows(
-    segmenter: TextSegmenter, n_tokens: int, split: str = "train", seed: int = 0, per_doc: int = 8
+    segmenter: TextSegmenter,
+    n_tokens: int,
+    split: str = "train",
+    seed: int = 0,
+    per_doc: int = 8,
+    slice_chars: int = 60_000,
 ) -> Iterator[list[int]]:
     """Random windows of exactly ``n_tokens`` body ids, up to ``per_doc`` per document."""
     rng = random.Random(seed)
     for _, text in long_documents(split):
-        ids = [i for piece in segmenter.iter_body_ids(text[:400_000]) for i in piece]
+        # One random slice per document (whole words): cheap to tokenise, and not always the
+        # opening pages (Gutenberg books start with licence boilerplate).
+        start = rng.randrange(0, max(1, len(text) - slice_chars))
+        if start:
+            start = text.find(" ", start) + 1
+        ids = [i for piece in segmenter.iter_body_ids(text[start : start + slice_chars]) for i in piece]
         if len(ids) < n_tokens:
             continue
         starts = sorted(rng.sample(range(len(ids) - n_tokens + 1), min(per_doc, len(ids) - n_tokens + 1)))

@@ -71,23 +71,33 @@ def _frame(bodies: list[list[int]], cls: int, sep: int, device: str) -> tuple[to
     return ids, torch.ones_like(ids, dtype=torch.bool)
 
 
+def _segments(windows: list[list[int]], config: LAMConfig, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Equal-length windows → aligned LAM segment batches ([CLS] W−2 ids [SEP] each)."""
+    body = config.segment_body_len
+    return [
+        _frame([w[s : s + body] for w in windows], config.cls_token_id, config.sep_token_id, device)
+        for s in range(0, len(windows[0]), body)
+    ]
+
+
+@torch.no_grad()
+def _teacher_embedding(teacher: LAMModel, bodies: list[list[int]], device: str) -> torch.Tensor:
+    """Full-attention teacher embedding (unnormalised mean pool) of [CLS] body [SEP]."""
+    c = teacher.config
+    ids, mask = _frame(bodies, c.cls_token_id, c.sep_token_id, device)
+    return teacher_layer_inputs(teacher, ids, mask)[-1].mean(1)
+
+
 @torch.no_grad()
 def fidelity_512(student: LAMModel, teacher: LAMModel, windows: list[list[int]], device: str) -> float:
     """Mean cosine between LAM (two segments + memory) and the teacher (full attention) on
     508-token texts."""
-    c = student.config
-    body = c.segment_body_len
     student.eval()
     cos = []
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
-        t_ids, t_mask = _frame(batch, c.cls_token_id, c.sep_token_id, device)
-        t_emb = teacher_layer_inputs(teacher, t_ids, t_mask)[-1].mean(1)
-        segs = [
-            _frame([w[s : s + body] for w in batch], c.cls_token_id, c.sep_token_id, device)
-            for s in range(0, len(batch[0]), body)
-        ]
-        s_emb = pooled_segments(student, segs)
+        t_emb = _teacher_embedding(teacher, batch, device)
+        s_emb = pooled_segments(student, _segments(batch, student.config, device))
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
 
@@ -148,28 +158,14 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             inputs = teacher_layer_inputs(teacher, ids, mask)[:-1]
             loss, per_layer = attention_transfer_loss(student, inputs, mask, c.segment_len)
         elif cfg.stage == "embed":
-            ids, mask = _frame(windows, c.cls_token_id, c.sep_token_id, cfg.device)
-            with torch.no_grad():
-                target = teacher_layer_inputs(teacher, ids, mask)[-1].mean(1)
-            body = c.segment_body_len
-            segs = [
-                _frame([w[s : s + body] for w in windows], c.cls_token_id, c.sep_token_id, cfg.device)
-                for s in range(0, n_tokens, body)
-            ]
-            loss = embedding_distillation_loss(pooled_segments(student, segs), target)
+            target = _teacher_embedding(teacher, windows, cfg.device)
+            loss = embedding_distillation_loss(pooled_segments(student, _segments(windows, c, cfg.device)), target)
             per_layer = []
         elif cfg.stage == "long":
             starts = torch.randint(0, n_tokens - cfg.passage_tokens, (len(windows),), generator=rng).tolist()
             passages = [w[s : s + cfg.passage_tokens] for w, s in zip(windows, starts)]
-            p_ids, p_mask = _frame(passages, c.cls_token_id, c.sep_token_id, cfg.device)
-            with torch.no_grad():
-                target = teacher_layer_inputs(teacher, p_ids, p_mask)[-1].mean(1)
-            body = c.segment_body_len
-            segs = [
-                _frame([w[s : s + body] for w in windows], c.cls_token_id, c.sep_token_id, cfg.device)
-                for s in range(0, n_tokens, body)
-            ]
-            loss = passage_recall_loss(pooled_segments(student, segs), target)
+            target = _teacher_embedding(teacher, passages, cfg.device)
+            loss = passage_recall_loss(pooled_segments(student, _segments(windows, c, cfg.device)), target)
             per_layer = []
         else:
             raise ValueError(f"unknown stage {cfg.stage!r}")
