@@ -86,6 +86,7 @@ class LAM:
         model = LAMModel(config)
         load_state_into(model, state, model_dir)
         self._init(model, tokenizer, str(model_name_or_path or model_dir), device, max_tokens, prompts)
+        self.model_dir: Path | None = model_dir  # where the weights came from (None: built in memory)
 
     def _init(self, model, tokenizer, source, device, max_tokens, prompts) -> None:
         self.model = model.eval()
@@ -119,6 +120,7 @@ class LAM:
         """Wrap an in-memory :class:`LAMModel` and tokenizer (e.g. fresh from training)."""
         self = cls.__new__(cls)
         self._init(model, tokenizer, source, device, max_tokens, None)
+        self.model_dir = None
         return self
 
     @classmethod

@@ -3,17 +3,16 @@ real shipped model (loaded once per session)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from lam import LAM, LAMConfig
+from lam.evaluation.data_paths import shared_data_dir
 from lam.model import LAMModel
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()
 WORDS = "the a cat dog sat on mat ran fast slow memory text long short is was and of to in".split()
 
 

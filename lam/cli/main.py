@@ -188,13 +188,12 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 
     from lam.evaluation import ENCODERS, SUITES, run_evaluation
     from lam.evaluation.report import markdown_table, write_report
-    from lam.evaluation.synthetic import EVAL_SEED
+    from lam.evaluation.synthetic import EVAL_SEED, LENGTHS
 
     try:
         length_list = tuple(int(x) for x in lengths.split(",") if x.strip())
     except ValueError as err:
         raise click.BadParameter(f"--lengths must be comma-separated integers: {err}") from err
-    from lam.evaluation.synthetic import LENGTHS
 
     bad = [L for L in length_list if L not in LENGTHS]
     if bad:

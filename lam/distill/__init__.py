@@ -10,5 +10,9 @@ Stage 2 — end-to-end embedding distillation (``objectives.embedding_distillati
 LAM on 508-token texts (two segments + memory) against the teacher's full-attention
 embedding of the same text.
 
+Stage "long" (``objectives.passage_recall_loss``): beyond the teacher's 512 positions, a
+multi-segment document's embedding must retrieve the teacher embedding of a passage taken
+from it, against passages of the other documents in the batch (InfoNCE).
+
 Not imported by ``lam``; nothing here runs at inference time.
 """

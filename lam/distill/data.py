@@ -1,7 +1,8 @@
 """Training text, as token windows, from ../shared/data (never a test split of an eval set).
 
-Sources: Project Gutenberg books and the WikiText-103 train prefix (long documents), the Paul
-Graham essays, and the sentences of STS-B train, SICK train and SNLI dev. Documents are
+Sources: Project Gutenberg books and the WikiText-103 train prefix (long documents) and the
+Paul Graham essays; the short pair sets (STS-B train, SICK train, SNLI dev) are not used yet
+(an optional stage 3 would use them). Documents are
 assigned to train / held-out by a hash of their id, so the held-out windows used to report
 512-token fidelity never appear in training.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from lam.layers import masked_sum
 from lam.model import LAMModel
 
 
@@ -62,10 +63,9 @@ def pooled_segments(student: LAMModel, segments: list[tuple[torch.Tensor, torch.
     state, total, count = None, 0.0, 0.0
     for i, (ids, mask) in enumerate(segments):
         hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
-        m = mask.to(hidden.dtype)
-        total = total + torch.einsum("btd,bt->bd", hidden, m)
-        count = count + m.sum(1, keepdim=True)
-    return total / count
+        seg_total, seg_count = masked_sum(hidden, mask)
+        total, count = total + seg_total, count + seg_count
+    return total / count.unsqueeze(-1)
 
 
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The distillation loop: ``lam distill`` (stage "transfer" or "embed").
+"""The distillation loop: ``lam distill`` (stage "transfer", "embed" or "long").
 
 Fixed seeds, AdamW on the memory parameters only (so text of one segment stays exactly the
 teacher's), cosine learning-rate decay, gradient clipping, a checkpoint every
@@ -66,38 +66,35 @@ def build_pair(model_path: str | None, device: str) -> tuple[LAMModel, LAMModel,
     return student.to(device), teacher.to(device).eval(), segmenter
 
 
-def _frame(bodies: list[list[int]], cls: int, sep: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.tensor([[cls, *b, sep] for b in bodies], device=device)
-    return ids, torch.ones_like(ids, dtype=torch.bool)
-
-
-def _segments(windows: list[list[int]], config: LAMConfig, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _segments(
+    windows: list[list[int]], segmenter: TextSegmenter, device: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Equal-length windows → aligned LAM segment batches ([CLS] W−2 ids [SEP] each)."""
-    body = config.segment_body_len
-    return [
-        _frame([w[s : s + body] for w in windows], config.cls_token_id, config.sep_token_id, device)
-        for s in range(0, len(windows[0]), body)
-    ]
+    body = segmenter.body_len
+    return [segmenter.frame([w[s : s + body] for w in windows], device) for s in range(0, len(windows[0]), body)]
 
 
 @torch.no_grad()
-def _teacher_embedding(teacher: LAMModel, bodies: list[list[int]], device: str) -> torch.Tensor:
-    """Full-attention teacher embedding (unnormalised mean pool) of [CLS] body [SEP]."""
-    c = teacher.config
-    ids, mask = _frame(bodies, c.cls_token_id, c.sep_token_id, device)
+def _teacher_embedding(
+    teacher: LAMModel, segmenter: TextSegmenter, bodies: list[list[int]], device: str
+) -> torch.Tensor:
+    """Full-attention teacher embedding (unnormalised mean pool) of equal-length [CLS] body [SEP]."""
+    ids, mask = segmenter.frame(bodies, device)
     return teacher_layer_inputs(teacher, ids, mask)[-1].mean(1)
 
 
 @torch.no_grad()
-def fidelity_512(student: LAMModel, teacher: LAMModel, windows: list[list[int]], device: str) -> float:
+def fidelity_512(
+    student: LAMModel, teacher: LAMModel, segmenter: TextSegmenter, windows: list[list[int]], device: str
+) -> float:
     """Mean cosine between LAM (two segments + memory) and the teacher (full attention) on
     508-token texts."""
     student.eval()
     cos = []
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
-        t_emb = _teacher_embedding(teacher, batch, device)
-        s_emb = pooled_segments(student, _segments(batch, student.config, device))
+        t_emb = _teacher_embedding(teacher, segmenter, batch, device)
+        s_emb = pooled_segments(student, _segments(batch, segmenter, device))
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
 
@@ -138,7 +135,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         sched.load_state_dict(saved["scheduler"])
         step = saved["step"]
     heldout = list(islice(token_windows(segmenter, 2 * c.segment_body_len, "heldout", seed=1), cfg.heldout_windows))
-    record = {"config": asdict(cfg), "fidelity_before": fidelity_512(student, teacher, heldout, cfg.device)}
+    record = {"config": asdict(cfg), "fidelity_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device)}
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
@@ -154,18 +151,19 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     while step < cfg.steps:
         windows = next(batches)
         if cfg.stage == "transfer":
-            ids, mask = _frame(windows, c.cls_token_id, c.sep_token_id, cfg.device)
+            ids, mask = segmenter.frame(windows, cfg.device)
             inputs = teacher_layer_inputs(teacher, ids, mask)[:-1]
             loss, per_layer = attention_transfer_loss(student, inputs, mask, c.segment_len)
         elif cfg.stage == "embed":
-            target = _teacher_embedding(teacher, windows, cfg.device)
-            loss = embedding_distillation_loss(pooled_segments(student, _segments(windows, c, cfg.device)), target)
+            target = _teacher_embedding(teacher, segmenter, windows, cfg.device)
+            student_emb = pooled_segments(student, _segments(windows, segmenter, cfg.device))
+            loss = embedding_distillation_loss(student_emb, target)
             per_layer = []
         elif cfg.stage == "long":
             starts = torch.randint(0, n_tokens - cfg.passage_tokens, (len(windows),), generator=rng).tolist()
             passages = [w[s : s + cfg.passage_tokens] for w, s in zip(windows, starts)]
-            target = _teacher_embedding(teacher, passages, cfg.device)
-            loss = passage_recall_loss(pooled_segments(student, _segments(windows, c, cfg.device)), target)
+            target = _teacher_embedding(teacher, segmenter, passages, cfg.device)
+            loss = passage_recall_loss(pooled_segments(student, _segments(windows, segmenter, cfg.device)), target)
             per_layer = []
         else:
             raise ValueError(f"unknown stage {cfg.stage!r}")
@@ -199,11 +197,10 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     bar.close()
     log.close()
     student.eval()
-    record["fidelity_after"] = fidelity_512(student, teacher, heldout, cfg.device)
+    record["fidelity_after"] = fidelity_512(student, teacher, segmenter, heldout, cfg.device)
     record["train_seconds"] = time.time() - started
-    _, _, tokenizer = load_model_files(resolve_model_dir(model_path))
     student.config.name = f"{c.name}+{cfg.stage}"
-    save_model_files(student.cpu(), tokenizer, out / "model")
+    save_model_files(student.cpu(), segmenter.tokenizer, out / "model")
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_losses(out / "log.jsonl", out / "loss.png")
     return out

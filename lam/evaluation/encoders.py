@@ -7,9 +7,7 @@ embeddings and also serve the STS suite; BM25 is lexical and serves retrieval on
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 
@@ -51,12 +49,12 @@ class LAMEncoder(DenseEncoder):
         show_progress: bool = False,
     ) -> None:
         from lam import LAM
-        from lam.persistence import WEIGHTS_FILE, resolve_model_dir, sha256_file
+        from lam.persistence import WEIGHTS_FILE, sha256_file
 
         self.model = LAM(model_path, memory=memory)
         self.name = name or ("lam" if memory is not False else "lam-memory-off")
         self.show_progress = show_progress
-        weights = resolve_model_dir(model_path) / WEIGHTS_FILE
+        weights = self.model.model_dir / WEIGHTS_FILE
         self.info = {
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
@@ -154,7 +152,3 @@ class BM25(Retriever):
         retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
         q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
         return np.stack([retriever.get_scores(q) for q in q_tokens])
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -32,14 +32,14 @@ class LAMMtebEncoder(AbsEncoder):
     """A :class:`lam.LAM` speaking mteb's encoder protocol."""
 
     def __init__(self, model: Any = None, batch_size: int = 32, name: str | None = None) -> None:
-        from lam import LAM, __version__
-        from lam.persistence import WEIGHTS_FILE, resolve_model_dir, sha256_file
+        from lam import LAM
+        from lam.persistence import WEIGHTS_FILE, sha256_file
 
         self.model = model if isinstance(model, LAM) else LAM(model)
         self.batch_size = batch_size
         config = self.model.config
-        weights = resolve_model_dir(None if model is None or isinstance(model, LAM) else model) / WEIGHTS_FILE
-        revision = sha256_file(weights)[:12] if weights.exists() and not isinstance(model, LAM) else "in-memory"
+        model_dir = self.model.model_dir
+        revision = sha256_file(model_dir / WEIGHTS_FILE)[:12] if model_dir is not None else "in-memory"
         n_params = sum(p.numel() for p in self.model.model.parameters())
         self.mteb_model_meta = ModelMeta(
             loader=None,
@@ -63,7 +63,6 @@ class LAMMtebEncoder(AbsEncoder):
             reference=None,
             citation=None,
         )
-        self._lam_version = __version__
 
     def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
         texts = [t for batch in inputs for t in batch["text"]]
