@@ -146,10 +146,13 @@ def encode(
     "--encoder",
     "encoders",
     multiple=True,
-    type=click.Choice(["lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25"]),
+    type=click.Choice(
+        ["lam", "lam-memory-off", "lam-fast-only", "lam-slow-only", "teacher", "teacher-chunk-mean", "bm25"]
+    ),
     help="lam: the model (--model); lam-memory-off: the same weights with the memory off (windowed "
-    "teacher); teacher: all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on "
-    "256-token chunks, averaged; bm25: lexical (retrieval suites only). Default: all five.",
+    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; teacher: "
+    "all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on 256-token chunks, "
+    "averaged; bm25: lexical (retrieval suites only). Default: the five without the ablations.",
 )
 @click.option(
     "--lengths",
@@ -222,18 +225,47 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
     default="transfer",
     show_default=True,
     help="transfer: stage 1, memory reads match full attention layer by layer; embed: stage 2, "
-    "pooled embeddings of 508-token texts match the full-attention teacher; long: a 4-segment document's "
-    "embedding must retrieve the teacher embedding of a passage taken from it (InfoNCE, in-batch negatives)",
+    "pooled embeddings of 508-token texts match the full-attention teacher; long: documents of "
+    "--long-segments segments that share a context and each hide a different sentence must retrieve the "
+    "teacher embedding of their own sentence (InfoNCE), plus the embed loss on their first 508 tokens",
 )
+@click.option(
+    "--long-segments", default=4, show_default=True, type=click.IntRange(min=2), help="long: segments per document"
+)
+@click.option(
+    "--group", default=4, show_default=True, type=click.IntRange(min=1), help="long: documents per shared context"
+)
+@click.option("--embed-weight", default=1.0, show_default=True, type=float, help="long: weight of the embed loss")
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=3e-3, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default="runs/distill", show_default=True, type=click.Path(file_okay=False))
 @click.option("--resume", is_flag=True, help="continue from <out>/checkpoint.pt")
+@click.option(
+    "--target-cache",
+    default="runs/teacher-targets.sqlite",
+    show_default=True,
+    help="SQLite file of fp16 teacher targets, reused across runs; '' recomputes every target",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_model_options
-def distill(stage, steps, batch_size, lr, seed, out, resume, progress, model_path, device) -> None:
+def distill(
+    stage,
+    long_segments,
+    group,
+    embed_weight,
+    steps,
+    batch_size,
+    lr,
+    seed,
+    out,
+    resume,
+    target_cache,
+    progress,
+    model_path,
+    device,
+) -> None:
     """Train LAM's memory against the full-attention teacher (needs the `dev` extras).
 
     Writes <out>/model (a LAM model folder), log.jsonl, loss.png, summary.json (512-token
@@ -242,7 +274,17 @@ def distill(stage, steps, batch_size, lr, seed, out, resume, progress, model_pat
     from lam.distill.train import DistillConfig, train
 
     cfg = DistillConfig(
-        stage=stage, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device or "cpu", out=out
+        stage=stage,
+        long_segments=long_segments,
+        group=group,
+        embed_weight=embed_weight,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device or "cpu",
+        out=out,
+        target_cache=target_cache or None,
     )
     path = train(cfg, model_path=model_path, resume=resume, progress=progress)
     click.echo((path / "summary.json").read_text())

@@ -1,14 +1,15 @@
 """Training text, as token windows, from ../shared/data (never a test split of an eval set).
 
 Sources: Project Gutenberg books and the WikiText-103 train prefix (long documents) and the
-Paul Graham essays; the short pair sets (STS-B train, SICK train, SNLI dev) are not used yet
-(an optional stage 3 would use them). Documents are
+Paul Graham essays; single sentences from the pair sets (SICK train, SNLI dev) are the
+passages the "long" stage hides inside long contexts. Documents are
 assigned to train / held-out by a hash of their id, so the held-out windows used to report
 512-token fidelity never appear in training.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import json
@@ -61,3 +62,34 @@ def token_windows(
         starts = sorted(rng.sample(range(len(ids) - n_tokens + 1), min(per_doc, len(ids) - n_tokens + 1)))
         for s in starts:
             yield ids[s : s + n_tokens]
+
+
+def pair_sentences(seed: int = 0) -> list[str]:
+    """Distinct sentences of SICK train and SNLI dev (train-side splits only), shuffled."""
+    sentences: set[str] = set()
+    with open(require("sick/train.csv"), newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            sentences.update((row["sentence1"].strip(), row["sentence2"].strip()))
+    with gzip.open(require("nli/snli_dev.jsonl.gz"), "rt", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            sentences.update((record["premise"].strip(), record["hypothesis"].strip()))
+    out = sorted(s for s in sentences if len(s.split()) >= 4)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def continuation_ids(segmenter: TextSegmenter) -> frozenset[int]:
+    """Ids of WordPiece continuation pieces ("##…"): positions where a word does not start."""
+    return frozenset(i for token, i in segmenter.tokenizer.get_vocab().items() if token.startswith("##"))
+
+
+def hide_passage(context: list[int], passage: list[int], rng: random.Random, continuation: frozenset[int]) -> list[int]:
+    """``context`` with ``passage`` inserted at a random word start, cut back to len(context).
+
+    The insertion point leaves the whole passage inside the returned window.
+    """
+    last = len(context) - len(passage)
+    starts = [p for p in range(last + 1) if p == len(context) or context[p] not in continuation]
+    p = rng.choice(starts)
+    return (context[:p] + passage + context[p:])[: len(context)]

@@ -58,14 +58,21 @@ def attention_transfer_loss(
     return total, per_layer
 
 
-def pooled_segments(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Mean-pooled embedding of aligned segment batches (every row has every segment)."""
-    state, total, count = None, 0.0, 0.0
+def pooled_segments(
+    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]], prefixes: bool = False
+) -> torch.Tensor | list[torch.Tensor]:
+    """Mean-pooled embedding of aligned segment batches (every row has every segment).
+
+    With ``prefixes=True``, the list of running embeddings after each segment (the last one is
+    the document's): one pass serves losses on a prefix and on the whole text.
+    """
+    state, total, count, running = None, 0.0, 0.0, []
     for i, (ids, mask) in enumerate(segments):
         hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
         seg_total, seg_count = masked_sum(hidden, mask)
         total, count = total + seg_total, count + seg_count
-    return total / count.unsqueeze(-1)
+        running.append(total / count.unsqueeze(-1))
+    return running if prefixes else running[-1]
 
 
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
@@ -74,12 +81,16 @@ def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Te
 
 
 def passage_recall_loss(doc_emb: torch.Tensor, passage_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
-    """InfoNCE: each document embedding must pick the passage taken from it among the batch's.
+    """InfoNCE: each document embedding must pick the passage it contains among the batch's.
 
     The target for texts longer than the teacher's 512 positions: the teacher cannot embed
     the whole document, but it embeds any passage of it well; a good single vector for a long
     document is one from which each of its passages can be retrieved (the job of a long-document
     embedding in search). doc_emb ``[B, d]`` (student), passage_emb ``[B, d]`` (teacher).
+    In training, rows come in groups that share one long context and differ only by the
+    passage hidden in it (at a random place): the hard negatives that make a mean-pooled
+    vector fail, because the shared context swamps the passage. Only a memory that carries
+    the passage forward into later segments can separate them.
     """
     logits = F.normalize(doc_emb, dim=-1) @ F.normalize(passage_emb, dim=-1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

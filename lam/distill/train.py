@@ -9,8 +9,10 @@ windows) measured before and after. The result is saved as a normal LAM model fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 import time
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -20,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lam.config import LAMConfig
-from lam.distill.data import token_windows
+from lam.distill.data import continuation_ids, hide_passage, pair_sentences, token_windows
 from lam.distill.objectives import (
     attention_transfer_loss,
     embedding_distillation_loss,
@@ -28,6 +30,8 @@ from lam.distill.objectives import (
     pooled_segments,
     teacher_layer_inputs,
 )
+from lam.distill.target_cache import TargetCache
+from lam.layers import masked_sum
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
 from lam.tokenization import TextSegmenter
@@ -37,7 +41,9 @@ from lam.tokenization import TextSegmenter
 class DistillConfig:
     stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2) or "long" (stage 2, beyond 512 tokens)
     long_segments: int = 4  # "long": segments per training document
-    passage_tokens: int = 48  # "long": length of the passage the document must recall
+    passage_tokens: int = 48  # "long": longest passage hidden in a document (tokens)
+    group: int = 4  # "long": documents sharing one context, each hiding a different passage
+    embed_weight: float = 1.0  # "long": weight of the 508-token fidelity loss on the same pass
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -47,6 +53,7 @@ class DistillConfig:
     out: str = "runs/distill"
     ckpt_every: int = 50
     heldout_windows: int = 32
+    target_cache: str | None = "runs/teacher-targets.sqlite"  # fp16 teacher targets; None: recompute
 
 
 def build_pair(model_path: str | None, device: str) -> tuple[LAMModel, LAMModel, TextSegmenter]:
@@ -76,16 +83,39 @@ def _segments(
 
 @torch.no_grad()
 def _teacher_embedding(
-    teacher: LAMModel, segmenter: TextSegmenter, bodies: list[list[int]], device: str
+    teacher: LAMModel,
+    segmenter: TextSegmenter,
+    bodies: list[list[int]],
+    device: str,
+    cache: TargetCache | None = None,
 ) -> torch.Tensor:
-    """Full-attention teacher embedding (unnormalised mean pool) of equal-length [CLS] body [SEP]."""
-    ids, mask = segmenter.frame(bodies, device)
-    return teacher_layer_inputs(teacher, ids, mask)[-1].mean(1)
+    """Full-attention teacher embedding (unnormalised mean pool) of [CLS] body [SEP] texts."""
+
+    def compute(todo: list[list[int]]) -> torch.Tensor:
+        ids, mask = segmenter.frame(todo, device)
+        total, count = masked_sum(teacher_layer_inputs(teacher, ids, mask)[-1], mask)
+        return total / count.unsqueeze(-1)
+
+    return compute(bodies) if cache is None else cache.get_or_compute(bodies, compute).to(device)
+
+
+def teacher_fingerprint(teacher: LAMModel) -> str:
+    """sha256 over the teacher's tensors and shape: which teacher a cached target came from."""
+    digest = hashlib.sha256(json.dumps(teacher.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.no_grad()
 def fidelity_512(
-    student: LAMModel, teacher: LAMModel, segmenter: TextSegmenter, windows: list[list[int]], device: str
+    student: LAMModel,
+    teacher: LAMModel,
+    segmenter: TextSegmenter,
+    windows: list[list[int]],
+    device: str,
+    cache: TargetCache | None = None,
 ) -> float:
     """Mean cosine between LAM (two segments + memory) and the teacher (full attention) on
     508-token texts."""
@@ -93,7 +123,7 @@ def fidelity_512(
     cos = []
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
-        t_emb = _teacher_embedding(teacher, segmenter, batch, device)
+        t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
         s_emb = pooled_segments(student, _segments(batch, segmenter, device))
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
@@ -112,6 +142,10 @@ def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int
 
 
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
+    if cfg.stage not in ("transfer", "embed", "long"):
+        raise ValueError(f"unknown stage {cfg.stage!r}")
+    if cfg.stage == "long" and (cfg.batch_size < cfg.group or cfg.long_segments < 2):
+        raise ValueError(f"long: batch_size {cfg.batch_size} must be ≥ group {cfg.group}, long_segments ≥ 2")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,15 +168,22 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         step = saved["step"]
+    cache = TargetCache(cfg.target_cache, teacher_fingerprint(teacher)) if cfg.target_cache else None
     heldout = list(islice(token_windows(segmenter, 2 * c.segment_body_len, "heldout", seed=1), cfg.heldout_windows))
-    record = {"config": asdict(cfg), "fidelity_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device)}
+    record = {
+        "config": asdict(cfg),
+        "fidelity_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache),
+    }
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
     n_segments = cfg.long_segments if cfg.stage == "long" else 2
     n_tokens = 510 if cfg.stage == "transfer" else n_segments * c.segment_body_len
-    rng = torch.Generator().manual_seed(cfg.seed)
-    batches = _batches(segmenter, n_tokens, cfg.batch_size, cfg.seed)
+    contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage == "long" else cfg.batch_size
+    if cfg.stage == "long":
+        continuation = continuation_ids(segmenter)
+        passages = [p[: cfg.passage_tokens] for p in segmenter.body_ids_batch(pair_sentences(cfg.seed))]
+    batches = _batches(segmenter, n_tokens, contexts_per_batch, cfg.seed)
     for _ in range(step):  # resume at the same data position
         next(batches)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"distill/{cfg.stage}")
@@ -154,17 +195,25 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             ids, mask = segmenter.frame(windows, cfg.device)
             inputs = teacher_layer_inputs(teacher, ids, mask)[:-1]
             loss, per_layer = attention_transfer_loss(student, inputs, mask, c.segment_len)
+            parts = {f"layer {i}": v for i, v in enumerate(per_layer)}
         elif cfg.stage == "embed":
-            target = _teacher_embedding(teacher, segmenter, windows, cfg.device)
+            target = _teacher_embedding(teacher, segmenter, windows, cfg.device, cache)
             student_emb = pooled_segments(student, _segments(windows, segmenter, cfg.device))
             loss = embedding_distillation_loss(student_emb, target)
-            per_layer = []
+            parts = {}
         elif cfg.stage == "long":
-            starts = torch.randint(0, n_tokens - cfg.passage_tokens, (len(windows),), generator=rng).tolist()
-            passages = [w[s : s + cfg.passage_tokens] for w, s in zip(windows, starts)]
-            target = _teacher_embedding(teacher, segmenter, passages, cfg.device)
-            loss = passage_recall_loss(pooled_segments(student, _segments(windows, segmenter, cfg.device)), target)
-            per_layer = []
+            rng = random.Random(f"{cfg.seed}/{step}")  # per step, so a resumed run draws the same
+            hidden = [rng.choice(passages) for _ in range(len(windows) * cfg.group)]
+            docs = [hide_passage(windows[i // cfg.group], p, rng, continuation) for i, p in enumerate(hidden)]
+            target = _teacher_embedding(teacher, segmenter, hidden, cfg.device, cache)
+            running = pooled_segments(student, _segments(docs, segmenter, cfg.device), prefixes=True)
+            recall = passage_recall_loss(running[-1], target)
+            prefix_len = 2 * c.segment_body_len
+            fidelity = embedding_distillation_loss(
+                running[1], _teacher_embedding(teacher, segmenter, [d[:prefix_len] for d in docs], cfg.device, cache)
+            )
+            loss = recall + cfg.embed_weight * fidelity
+            parts = {"recall": float(recall.detach()), "fidelity": float(fidelity.detach())}
         else:
             raise ValueError(f"unknown stage {cfg.stage!r}")
         opt.zero_grad()
@@ -176,7 +225,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         entry = {
             "step": step,
             "loss": float(loss.detach()),
-            "per_layer": per_layer,
+            "parts": parts,
             "lr": sched.get_last_lr()[0],
             "seconds": time.time() - started,
         }
@@ -197,7 +246,10 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     bar.close()
     log.close()
     student.eval()
-    record["fidelity_after"] = fidelity_512(student, teacher, segmenter, heldout, cfg.device)
+    record["fidelity_after"] = fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache)
+    if cache is not None:
+        record["target_cache"] = {"path": cfg.target_cache, "hits": cache.hits, "misses": cache.misses}
+        cache.close()
     record["train_seconds"] = time.time() - started
     student.config.name = f"{c.name}+{cfg.stage}"
     save_model_files(student.cpu(), segmenter.tokenizer, out / "model")
@@ -215,9 +267,8 @@ def plot_losses(log_path: Path, png: Path) -> None:
     entries = [json.loads(line) for line in open(log_path)]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([e["step"] for e in entries], [e["loss"] for e in entries], label="total")
-    if entries and entries[0]["per_layer"]:
-        for i in range(len(entries[0]["per_layer"])):
-            ax.plot([e["step"] for e in entries], [e["per_layer"][i] for e in entries], lw=0.7, label=f"layer {i}")
+    for part in entries[0].get("parts", {}) if entries else ():
+        ax.plot([e["step"] for e in entries], [e["parts"][part] for e in entries], lw=0.7, label=part)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

@@ -47,18 +47,28 @@ class LAMEncoder(DenseEncoder):
         memory: bool | None = None,
         name: str | None = None,
         show_progress: bool = False,
+        read_only: str | None = None,
     ) -> None:
+        """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation)."""
         from lam import LAM
         from lam.persistence import WEIGHTS_FILE, sha256_file
 
         self.model = LAM(model_path, memory=memory)
-        self.name = name or ("lam" if memory is not False else "lam-memory-off")
+        if read_only is not None:
+            if not self.model.config.memory:
+                raise ValueError("read_only needs a model with memory")
+            closed = {"fast": "slow", "slow": "fast"}[read_only]
+            for layer in self.model.model.layers:
+                layer.attention.memory.close_read_gates(closed)
+        default = "lam" if memory is not False else "lam-memory-off"
+        self.name = name or (f"lam-{read_only}-only" if read_only else default)
         self.show_progress = show_progress
         weights = self.model.model_dir / WEIGHTS_FILE
         self.info = {
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
             "memory": self.model.config.memory,
+            "reads": read_only or ("both" if self.model.config.memory else "none"),
             "segment_len": self.model.config.segment_len,
             "weights_sha256": sha256_file(weights) if weights.exists() else None,
         }

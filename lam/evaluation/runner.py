@@ -17,6 +17,7 @@ from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_split
 
 SUITES = ("sts", "longembed", "qmsum")
 ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25")
+ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
 
 
 def make_encoder(name: str, model_path: str | None = None, progress: bool = False) -> Retriever:
@@ -24,13 +25,15 @@ def make_encoder(name: str, model_path: str | None = None, progress: bool = Fals
         return LAMEncoder(model_path, show_progress=progress)
     if name == "lam-memory-off":
         return LAMEncoder(model_path, memory=False, show_progress=progress)
+    if name in ABLATIONS:
+        return LAMEncoder(model_path, read_only=name.split("-")[1], show_progress=progress)
     if name == "teacher":
         return TeacherEncoder()
     if name == "teacher-chunk-mean":
         return TeacherChunkMean()
     if name == "bm25":
         return BM25()
-    raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS}")
+    raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS}")
 
 
 def score_sts(encoder: DenseEncoder, sts_set) -> float:

@@ -53,6 +53,15 @@ class AssociativeMemory(nn.Module):
         nn.init.normal_(self.decay_proj.weight, std=0.02)
         nn.init.zeros_(self.decay_proj.bias)
 
+    @torch.no_grad()
+    def close_read_gates(self, timescale: str) -> None:
+        """Set λ of the ``"fast"`` or ``"slow"`` state to 0 (an ablation: that state is never read)."""
+        H = self.num_heads
+        heads = {"fast": slice(0, H), "slow": slice(H, 2 * H)}
+        if timescale not in heads:
+            raise ValueError(f"timescale must be 'fast' or 'slow', not {timescale!r}")
+        self.read_gate[heads[timescale]] = 0.0
+
     def init_state(self, batch: int, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
         """An empty memory: ``[B, 2H, D, D]`` zeros."""
         return torch.zeros(batch, 2 * self.num_heads, self.head_dim, self.head_dim, device=device, dtype=dtype)

@@ -13,7 +13,16 @@ pytestmark = pytest.mark.skipif(not (SHARED_DATA / "longdocs").exists(), reason=
 
 @pytest.mark.parametrize("stage", ["embed", "long"])
 def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
-    cfg = DistillConfig(stage=stage, steps=1, batch_size=2, heldout_windows=2, out=str(tmp_path), long_segments=2)
+    cfg = DistillConfig(
+        stage=stage,
+        steps=1,
+        batch_size=2,
+        heldout_windows=2,
+        out=str(tmp_path),
+        long_segments=2,
+        group=2,
+        target_cache=str(tmp_path / "targets.sqlite"),
+    )
     out = train(cfg, progress=False)
     summary = json.loads((out / "summary.json").read_text())
     assert 0.5 < summary["fidelity_before"] <= 1 and 0.5 < summary["fidelity_after"] <= 1
@@ -21,7 +30,19 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     trained = LAM(out / "model")
     assert trained.config.name.endswith(stage)
     assert any(float(layer.attention.memory.read_gate.detach().abs().max()) > 0 for layer in trained.model.layers)
+    assert summary["target_cache"]["misses"] > 0
     cfg.steps = 2
     train(cfg, resume=True, progress=False)
-    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
-    assert steps == [1, 2]  # resumed at step 1, did not start over
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["target_cache"]["hits"] >= 2  # the held-out targets came from disk
+    entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries] == [1, 2]  # resumed at step 1, did not start over
+    if stage == "long":  # the passage-recall loss and the fidelity term on the same pass
+        assert set(entries[0]["parts"]) == {"recall", "fidelity"}
+        assert abs(entries[0]["loss"] - entries[0]["parts"]["recall"] - entries[0]["parts"]["fidelity"]) < 1e-4
+
+
+def test_long_stage_needs_a_full_group(tmp_path):
+    cfg = DistillConfig(stage="long", steps=1, batch_size=2, group=4, out=str(tmp_path), target_cache=None)
+    with pytest.raises(ValueError, match="group"):
+        train(cfg, progress=False)

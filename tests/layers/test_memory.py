@@ -54,3 +54,25 @@ def test_padding_leaves_state_unchanged():
     with_pad = mem.write(x, k, v, mask, state)
     without = mem.write(x[:, :3], k[:, :3], v[:, :3], mask[:, :3], state)
     assert torch.allclose(with_pad, without, atol=1e-6)
+
+
+def test_close_read_gates_silences_one_state_only():
+    config, mem = make()
+    H = config.num_heads
+    with torch.no_grad():
+        mem.read_gate.fill_(1.0)
+    q = torch.randn(1, 3, H, config.head_dim)
+    fast = torch.randn(1, H, config.head_dim, config.head_dim)
+    state = torch.cat([fast, torch.zeros_like(fast)], dim=1)  # only the fast state holds anything
+    mem.close_read_gates("slow")
+    assert torch.count_nonzero(mem.read(q, state)) > 0 and float(mem.read_gate[H:].abs().sum()) == 0
+    mem.close_read_gates("fast")
+    assert torch.count_nonzero(mem.read(q, state)) == 0
+    with torch.no_grad():
+        mem.read_gate.fill_(1.0)
+    try:
+        mem.close_read_gates("medium")
+    except ValueError as err:
+        assert "fast" in str(err)
+    else:
+        raise AssertionError("expected ValueError")
