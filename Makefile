@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval weights
+.PHONY: install install-dev demo test lint bench eval train weights
 
 install:
 	$(PIP) torch==2.13.0
@@ -30,5 +30,14 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 1 h on 2 cores):
+# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long stage. Outputs under runs/.
+train: install-dev
+	$(PY) -m lam.teacher runs/v0
+	lam distill --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
+	lam distill --model runs/embed-300/model --stage long --steps 225 --batch-size 8 --long-segments 8 \
+		--group 4 --lr 2e-3 --out runs/long-225
+
+# The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev
 	$(PY) -m lam.teacher lam/weights/default

@@ -221,11 +221,13 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 @cli.command()
 @click.option(
     "--stage",
-    type=click.Choice(["transfer", "embed", "long"]),
+    type=click.Choice(["transfer", "embed", "chain", "long"]),
     default="transfer",
     show_default=True,
     help="transfer: stage 1, memory reads match full attention layer by layer; embed: stage 2, "
-    "pooled embeddings of 508-token texts match the full-attention teacher; long: documents of "
+    "pooled embeddings of 508-token texts match the full-attention teacher; chain: along a text of "
+    "--long-segments segments, each segment (memory carried from all before it) matches the teacher's view "
+    "of it with the previous segment in context; long: documents of "
     "--long-segments segments that share a context and each hide a different sentence must retrieve the "
     "teacher embedding of their own sentence (InfoNCE), plus the embed loss on their first 508 tokens",
 )
@@ -242,6 +244,7 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default="runs/distill", show_default=True, type=click.Path(file_okay=False))
 @click.option("--resume", is_flag=True, help="continue from <out>/checkpoint.pt")
+@click.option("--name", default=None, help="name of the trained model (default: <start model>+<stage>)")
 @click.option(
     "--target-cache",
     default="runs/teacher-targets.sqlite",
@@ -261,6 +264,7 @@ def distill(
     seed,
     out,
     resume,
+    name,
     target_cache,
     progress,
     model_path,
@@ -285,6 +289,7 @@ def distill(
         device=device or "cpu",
         out=out,
         target_cache=target_cache or None,
+        name=name,
     )
     path = train(cfg, model_path=model_path, resume=resume, progress=progress)
     click.echo((path / "summary.json").read_text())

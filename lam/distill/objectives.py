@@ -75,6 +75,16 @@ def pooled_segments(
     return running if prefixes else running[-1]
 
 
+def segment_means(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Each segment's own mean-pooled hidden state ``[B, d]``, the memory carried across all."""
+    state, means = None, []
+    for i, (ids, mask) in enumerate(segments):
+        hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
+        total, count = masked_sum(hidden, mask)
+        means.append(total / count.unsqueeze(-1))
+    return means
+
+
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
     """1 − cos(student, teacher), averaged over the batch."""
     return (1 - F.cosine_similarity(student_emb, teacher_emb, dim=-1)).mean()

@@ -28,6 +28,7 @@ from lam.distill.objectives import (
     embedding_distillation_loss,
     passage_recall_loss,
     pooled_segments,
+    segment_means,
     teacher_layer_inputs,
 )
 from lam.distill.target_cache import TargetCache
@@ -39,8 +40,8 @@ from lam.tokenization import TextSegmenter
 
 @dataclass
 class DistillConfig:
-    stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2) or "long" (stage 2, beyond 512 tokens)
-    long_segments: int = 4  # "long": segments per training document
+    stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2), "chain" or "long" (beyond 512 tokens)
+    long_segments: int = 4  # "long" / "chain": segments per training document
     passage_tokens: int = 48  # "long": longest passage hidden in a document (tokens)
     group: int = 4  # "long": documents sharing one context, each hiding a different passage
     embed_weight: float = 1.0  # "long": weight of the 508-token fidelity loss on the same pass
@@ -54,6 +55,7 @@ class DistillConfig:
     ckpt_every: int = 50
     heldout_windows: int = 32
     target_cache: str | None = "runs/teacher-targets.sqlite"  # fp16 teacher targets; None: recompute
+    name: str | None = None  # the trained model's name (default: "<start model>+<stage>")
 
 
 def build_pair(model_path: str | None, device: str) -> tuple[LAMModel, LAMModel, TextSegmenter]:
@@ -109,6 +111,21 @@ def teacher_fingerprint(teacher: LAMModel) -> str:
 
 
 @torch.no_grad()
+def _teacher_tail_embedding(
+    teacher: LAMModel, segmenter: TextSegmenter, pairs: list[list[int]], device: str, cache: TargetCache | None
+) -> torch.Tensor:
+    """The teacher's view of the second segment of each two-segment body: the mean of its token
+    states when the teacher attends over both segments (512 positions)."""
+    body = segmenter.body_len
+
+    def compute(todo: list[list[int]]) -> torch.Tensor:
+        ids, mask = segmenter.frame(todo, device)
+        return teacher_layer_inputs(teacher, ids, mask)[-1][:, 1 + body : 1 + 2 * body].mean(1)
+
+    return compute(pairs) if cache is None else cache.get_or_compute(pairs, compute).to(device)
+
+
+@torch.no_grad()
 def fidelity_512(
     student: LAMModel,
     teacher: LAMModel,
@@ -142,7 +159,7 @@ def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int
 
 
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
-    if cfg.stage not in ("transfer", "embed", "long"):
+    if cfg.stage not in ("transfer", "embed", "chain", "long"):
         raise ValueError(f"unknown stage {cfg.stage!r}")
     if cfg.stage == "long" and (cfg.batch_size < cfg.group or cfg.long_segments < 2):
         raise ValueError(f"long: batch_size {cfg.batch_size} must be ≥ group {cfg.group}, long_segments ≥ 2")
@@ -168,7 +185,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         step = saved["step"]
-    cache = TargetCache(cfg.target_cache, teacher_fingerprint(teacher)) if cfg.target_cache else None
+    fingerprint = teacher_fingerprint(teacher)
+    cache = TargetCache(cfg.target_cache, fingerprint) if cfg.target_cache else None
+    tail_cache = TargetCache(cfg.target_cache, fingerprint + "/tail") if cfg.target_cache else None
     heldout = list(islice(token_windows(segmenter, 2 * c.segment_body_len, "heldout", seed=1), cfg.heldout_windows))
     record = {
         "config": asdict(cfg),
@@ -177,7 +196,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
-    n_segments = cfg.long_segments if cfg.stage == "long" else 2
+    n_segments = cfg.long_segments if cfg.stage in ("long", "chain") else 2
     n_tokens = 510 if cfg.stage == "transfer" else n_segments * c.segment_body_len
     contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage == "long" else cfg.batch_size
     if cfg.stage == "long":
@@ -201,6 +220,16 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             student_emb = pooled_segments(student, _segments(windows, segmenter, cfg.device))
             loss = embedding_distillation_loss(student_emb, target)
             parts = {}
+        elif cfg.stage == "chain":
+            body = c.segment_body_len
+            means = segment_means(student, _segments(windows, segmenter, cfg.device))
+            losses = []
+            for s in range(1, len(means)):
+                pairs = [w[(s - 1) * body : (s + 1) * body] for w in windows]
+                target = _teacher_tail_embedding(teacher, segmenter, pairs, cfg.device, tail_cache)
+                losses.append(embedding_distillation_loss(means[s], target))
+            loss = torch.stack(losses).mean()
+            parts = {f"segment {s}": float(v.detach()) for s, v in enumerate(losses, start=1)}
         elif cfg.stage == "long":
             rng = random.Random(f"{cfg.seed}/{step}")  # per step, so a resumed run draws the same
             hidden = [rng.choice(passages) for _ in range(len(windows) * cfg.group)]
@@ -250,8 +279,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     if cache is not None:
         record["target_cache"] = {"path": cfg.target_cache, "hits": cache.hits, "misses": cache.misses}
         cache.close()
+        tail_cache.close()
     record["train_seconds"] = time.time() - started
-    student.config.name = f"{c.name}+{cfg.stage}"
+    student.config.name = cfg.name or f"{c.name}+{cfg.stage}"
     save_model_files(student.cpu(), segmenter.tokenizer, out / "model")
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_losses(out / "log.jsonl", out / "loss.png")

@@ -59,3 +59,18 @@ def test_passage_recall_loss_prefers_matching_pairs():
     aligned = passage_recall_loss(passages + 0.01 * torch.randn(6, 16), passages)
     shuffled = passage_recall_loss(passages[torch.randperm(6)], passages)
     assert float(aligned) < 0.01 < float(shuffled)
+
+
+def test_segment_means_average_to_the_pooled_embedding_for_equal_segments():
+    from lam.distill.objectives import segment_means
+
+    student, _, ids, mask = make_pair()
+    with torch.no_grad():
+        for layer in student.layers:
+            layer.attention.memory.read_gate.fill_(0.5)  # the memory is read, and carried
+    segs = [(ids[:, :12], mask[:, :12]), (ids[:, 12:], mask[:, 12:])]
+    means = segment_means(student, segs)
+    assert len(means) == 2
+    assert torch.allclose((means[0] + means[1]) / 2, pooled_segments(student, segs), atol=1e-6)
+    alone = segment_means(student, segs[1:])[0]  # the second segment without the first's memory
+    assert not torch.allclose(alone, means[1], atol=1e-4)

@@ -11,7 +11,7 @@ from tests.conftest import SHARED_DATA
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "longdocs").exists(), reason="needs ../shared/data")
 
 
-@pytest.mark.parametrize("stage", ["embed", "long"])
+@pytest.mark.parametrize("stage", ["embed", "chain", "long"])
 def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     cfg = DistillConfig(
         stage=stage,
@@ -40,6 +40,8 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     if stage == "long":  # the passage-recall loss and the fidelity term on the same pass
         assert set(entries[0]["parts"]) == {"recall", "fidelity"}
         assert abs(entries[0]["loss"] - entries[0]["parts"]["recall"] - entries[0]["parts"]["fidelity"]) < 1e-4
+    if stage == "chain":  # one loss per segment after the first (2 segments: one)
+        assert list(entries[0]["parts"]) == ["segment 1"]
 
 
 def test_long_stage_needs_a_full_group(tmp_path):
