@@ -30,13 +30,15 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 1 h on 2 cores):
-# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long stage. Outputs under runs/.
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 1 h 15 min, 2 cores):
+# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain stages. Outputs under runs/.
 train: install-dev
 	$(PY) -m lam.teacher runs/v0
 	lam distill --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
 	lam distill --model runs/embed-300/model --stage long --steps 225 --batch-size 8 --long-segments 8 \
 		--group 4 --lr 2e-3 --out runs/long-225
+	lam distill --model runs/embed-300/model --stage chain --steps 100 --batch-size 8 --long-segments 6 \
+		--lr 2e-3 --out runs/chain-100
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev

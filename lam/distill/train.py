@@ -90,12 +90,21 @@ def _teacher_embedding(
     bodies: list[list[int]],
     device: str,
     cache: TargetCache | None = None,
+    tail: bool = False,
 ) -> torch.Tensor:
-    """Full-attention teacher embedding (unnormalised mean pool) of [CLS] body [SEP] texts."""
+    """Full-attention teacher embedding (unnormalised mean pool) of [CLS] body [SEP] texts.
+
+    ``tail=True`` pools only the second segment of each two-segment body: the teacher's view of
+    that segment with the one before it in context (the "chain" target).
+    """
+    body = segmenter.body_len
 
     def compute(todo: list[list[int]]) -> torch.Tensor:
         ids, mask = segmenter.frame(todo, device)
-        total, count = masked_sum(teacher_layer_inputs(teacher, ids, mask)[-1], mask)
+        states = teacher_layer_inputs(teacher, ids, mask)[-1]
+        if tail:
+            states, mask = states[:, 1 + body : 1 + 2 * body], mask[:, 1 + body : 1 + 2 * body]
+        total, count = masked_sum(states, mask)
         return total / count.unsqueeze(-1)
 
     return compute(bodies) if cache is None else cache.get_or_compute(bodies, compute).to(device)
@@ -108,21 +117,6 @@ def teacher_fingerprint(teacher: LAMModel) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-@torch.no_grad()
-def _teacher_tail_embedding(
-    teacher: LAMModel, segmenter: TextSegmenter, pairs: list[list[int]], device: str, cache: TargetCache | None
-) -> torch.Tensor:
-    """The teacher's view of the second segment of each two-segment body: the mean of its token
-    states when the teacher attends over both segments (512 positions)."""
-    body = segmenter.body_len
-
-    def compute(todo: list[list[int]]) -> torch.Tensor:
-        ids, mask = segmenter.frame(todo, device)
-        return teacher_layer_inputs(teacher, ids, mask)[-1][:, 1 + body : 1 + 2 * body].mean(1)
-
-    return compute(pairs) if cache is None else cache.get_or_compute(pairs, compute).to(device)
 
 
 @torch.no_grad()
@@ -161,8 +155,10 @@ def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
     if cfg.stage not in ("transfer", "embed", "chain", "long"):
         raise ValueError(f"unknown stage {cfg.stage!r}")
-    if cfg.stage == "long" and (cfg.batch_size < cfg.group or cfg.long_segments < 2):
-        raise ValueError(f"long: batch_size {cfg.batch_size} must be ≥ group {cfg.group}, long_segments ≥ 2")
+    if cfg.stage in ("long", "chain") and cfg.long_segments < 2:
+        raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
+    if cfg.stage == "long" and cfg.batch_size < cfg.group:
+        raise ValueError(f"long: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +222,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             losses = []
             for s in range(1, len(means)):
                 pairs = [w[(s - 1) * body : (s + 1) * body] for w in windows]
-                target = _teacher_tail_embedding(teacher, segmenter, pairs, cfg.device, tail_cache)
+                target = _teacher_embedding(teacher, segmenter, pairs, cfg.device, tail_cache, tail=True)
                 losses.append(embedding_distillation_loss(means[s], target))
             loss = torch.stack(losses).mean()
             parts = {f"segment {s}": float(v.detach()) for s, v in enumerate(losses, start=1)}

@@ -48,3 +48,6 @@ def test_long_stage_needs_a_full_group(tmp_path):
     cfg = DistillConfig(stage="long", steps=1, batch_size=2, group=4, out=str(tmp_path), target_cache=None)
     with pytest.raises(ValueError, match="group"):
         train(cfg, progress=False)
+    cfg = DistillConfig(stage="chain", long_segments=1, out=str(tmp_path), target_cache=None)
+    with pytest.raises(ValueError, match="long_segments"):
+        train(cfg, progress=False)
