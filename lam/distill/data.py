@@ -91,5 +91,5 @@ def hide_passage(context: list[int], passage: list[int], rng: random.Random, con
     """
     last = len(context) - len(passage)
     starts = [p for p in range(last + 1) if p == len(context) or context[p] not in continuation]
-    p = rng.choice(starts)
+    p = rng.choice(starts or range(last + 1))  # no word start at all: any position
     return (context[:p] + passage + context[p:])[: len(context)]

@@ -104,3 +104,30 @@ def test_dense_score_reuses_the_corpus_embeddings_only_for_the_same_corpus():
     assert enc.calls.count("document") == 1
     enc.score(["q"], ["a", "c"])
     assert enc.calls.count("document") == 2
+
+
+def test_memory_ablation_encoders_read_one_state(tmp_path):
+    import torch
+
+    from lam import LAM
+    from lam.evaluation.runner import make_encoder
+
+    model = LAM()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.attention.memory.read_gate.fill_(1.0)
+    model.save_pretrained(tmp_path / "open")
+    H = model.config.num_heads
+    for name, read, closed in (
+        ("lam-fast-only", slice(0, H), slice(H, None)),
+        ("lam-slow-only", slice(H, None), slice(0, H)),
+    ):
+        encoder = make_encoder(name, str(tmp_path / "open"))
+        assert encoder.name == name and encoder.info["reads"] == name.split("-")[1]
+        for layer in encoder.model.model.layers:
+            gates = layer.attention.memory.read_gate
+            assert bool((gates[read] == 1).all()) and bool((gates[closed] == 0).all())
+    with pytest.raises(ValueError, match="memory"):
+        from lam.evaluation.encoders import LAMEncoder
+
+        LAMEncoder(str(tmp_path / "open"), memory=False, read_only="fast")
