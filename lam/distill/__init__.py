@@ -10,9 +10,13 @@ Stage 2 — end-to-end embedding distillation (``objectives.embedding_distillati
 LAM on 508-token texts (two segments + memory) against the teacher's full-attention
 embedding of the same text.
 
-Stage "long" (``objectives.passage_recall_loss``): beyond the teacher's 512 positions, a
-multi-segment document's embedding must retrieve the teacher embedding of a passage taken
-from it, against passages of the other documents in the batch (InfoNCE).
+Stage "chain" (``objectives.segment_means``): beyond the teacher's 512 positions, each segment
+of a multi-segment text, read through the memory of everything before it, matches the
+teacher's view of that segment with the previous segment in context.
+
+Stage "long" (``objectives.passage_recall_loss``): documents that share one long context and
+each hide a different sentence must retrieve the teacher embedding of their own sentence
+(InfoNCE), plus the stage-2 loss on their first 508 tokens.
 
 Not imported by ``lam``; nothing here runs at inference time.
 """

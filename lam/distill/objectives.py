@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch.nn import functional as F
 
@@ -58,6 +60,16 @@ def attention_transfer_loss(
     return total, per_layer
 
 
+def _segment_sums(
+    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(Σ hidden ``[B, d]``, token count ``[B]``) of each segment, the memory carried across all."""
+    state = None
+    for i, (ids, mask) in enumerate(segments):
+        hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
+        yield masked_sum(hidden, mask)
+
+
 def pooled_segments(
     student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]], prefixes: bool = False
 ) -> torch.Tensor | list[torch.Tensor]:
@@ -66,10 +78,8 @@ def pooled_segments(
     With ``prefixes=True``, the list of running embeddings after each segment (the last one is
     the document's): one pass serves losses on a prefix and on the whole text.
     """
-    state, total, count, running = None, 0.0, 0.0, []
-    for i, (ids, mask) in enumerate(segments):
-        hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
-        seg_total, seg_count = masked_sum(hidden, mask)
+    total, count, running = 0.0, 0.0, []
+    for seg_total, seg_count in _segment_sums(student, segments):
         total, count = total + seg_total, count + seg_count
         running.append(total / count.unsqueeze(-1))
     return running if prefixes else running[-1]
@@ -77,12 +87,7 @@ def pooled_segments(
 
 def segment_means(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """Each segment's own mean-pooled hidden state ``[B, d]``, the memory carried across all."""
-    state, means = None, []
-    for i, (ids, mask) in enumerate(segments):
-        hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
-        total, count = masked_sum(hidden, mask)
-        means.append(total / count.unsqueeze(-1))
-    return means
+    return [total / count.unsqueeze(-1) for total, count in _segment_sums(student, segments)]
 
 
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,8 @@ from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
 from lam.tokenization import TextSegmenter
 
+STAGES = ("transfer", "embed", "chain", "long")
+
 
 @dataclass
 class DistillConfig:
@@ -153,7 +155,7 @@ def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int
 
 
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
-    if cfg.stage not in ("transfer", "embed", "chain", "long"):
+    if cfg.stage not in STAGES:
         raise ValueError(f"unknown stage {cfg.stage!r}")
     if cfg.stage in ("long", "chain") and cfg.long_segments < 2:
         raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
@@ -183,7 +185,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         step = saved["step"]
     fingerprint = teacher_fingerprint(teacher)
     cache = TargetCache(cfg.target_cache, fingerprint) if cfg.target_cache else None
-    tail_cache = TargetCache(cfg.target_cache, fingerprint + "/tail") if cfg.target_cache else None
+    tail_cache = (
+        TargetCache(cfg.target_cache, fingerprint + "/tail") if cache is not None and cfg.stage == "chain" else None
+    )
     heldout = list(islice(token_windows(segmenter, 2 * c.segment_body_len, "heldout", seed=1), cfg.heldout_windows))
     record = {
         "config": asdict(cfg),
@@ -226,7 +230,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 losses.append(embedding_distillation_loss(means[s], target))
             loss = torch.stack(losses).mean()
             parts = {f"segment {s}": float(v.detach()) for s, v in enumerate(losses, start=1)}
-        elif cfg.stage == "long":
+        else:  # "long"
             rng = random.Random(f"{cfg.seed}/{step}")  # per step, so a resumed run draws the same
             hidden = [rng.choice(passages) for _ in range(len(windows) * cfg.group)]
             docs = [hide_passage(windows[i // cfg.group], p, rng, continuation) for i, p in enumerate(hidden)]
@@ -239,8 +243,6 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             )
             loss = recall + cfg.embed_weight * fidelity
             parts = {"recall": float(recall.detach()), "fidelity": float(fidelity.detach())}
-        else:
-            raise ValueError(f"unknown stage {cfg.stage!r}")
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -275,6 +277,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     if cache is not None:
         record["target_cache"] = {"path": cfg.target_cache, "hits": cache.hits, "misses": cache.misses}
         cache.close()
+    if tail_cache is not None:
         tail_cache.close()
     record["train_seconds"] = time.time() - started
     student.config.name = cfg.name or f"{c.name}+{cfg.stage}"
