@@ -7,7 +7,8 @@
 
 from lam.config import LAMConfig
 from lam.encoder import LAM
-from lam.errors import LAMError, WeightsError
+from lam.errors import LAMError, LAMIndexError, WeightsError
+from lam.retrieval import Index
 
 __version__ = "0.1.0"
-__all__ = ["LAM", "LAMConfig", "LAMError", "WeightsError", "__version__"]
+__all__ = ["LAM", "Index", "LAMConfig", "LAMError", "LAMIndexError", "WeightsError", "__version__"]

@@ -24,12 +24,15 @@ def pooled_sums(
     documents: list[Iterator[list[int]]],
     max_batch_tokens: int = 32768,
     on_segment: Callable[[int], None] | None = None,
+    on_step: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ hidden and token counts for each document; ``documents`` yield segment bodies.
 
     ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
     oversize ``batch_size`` costs time, never an out-of-memory crash.
     ``on_segment(n_tokens)`` is called after each step (progress bars).
+    ``on_step(documents, segment_sums, segment_counts)`` receives each step's per-segment Σ hidden
+    and token counts, row k belonging to document ``documents[k]`` (passage vectors for the index).
     """
     B = len(documents)
     device = next(model.parameters()).device
@@ -53,8 +56,12 @@ def pooled_sums(
             hidden, new_state = model.forward_segment(ids[sl], mask[sl], sub_state, write)
             hidden_parts.append(masked_sum(hidden, mask[sl]))
             state_parts.append(new_state)
-        sums[rows] += torch.cat([p[0] for p in hidden_parts])
-        counts[rows] += torch.cat([p[1] for p in hidden_parts])
+        step_sums = torch.cat([p[0] for p in hidden_parts])
+        step_counts = torch.cat([p[1] for p in hidden_parts])
+        sums[rows] += step_sums
+        counts[rows] += step_counts
+        if on_step is not None:
+            on_step(list(active), step_sums, step_counts)
         if write:
             new_rows = [torch.cat(layer_parts) for layer_parts in zip(*state_parts)]
             if state is None:

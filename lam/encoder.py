@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from lam.embedding_precision import PRECISIONS, quantize_embeddings
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
 from lam.tokenization import TextSegmenter
+
+if TYPE_CHECKING:
+    from lam.retrieval import Hit, Index
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ class LAM:
         self._device = self._check_device(device or "cpu")
         self.model.to(self._device)
         self._stats = {"texts": 0, "tokens": 0, "segments": 0, "seconds": 0.0}
+        self._index: Index | None = None  # made on first use (in memory) or by open_index
 
     @classmethod
     def from_model(
@@ -358,6 +362,54 @@ class LAM:
             out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         return out
 
+    # ------------------------------------------------------------------ retrieval
+    def open_index(self, path: str | Path = ":memory:", **kwargs: Any) -> Index:
+        """Open (or create) a persistent index on this model; ``index``/``search`` then use it."""
+        from lam.retrieval import Index
+
+        if self._index is not None:
+            self._index.close()
+        self._index = Index(path, self, **kwargs)
+        return self._index
+
+    @property
+    def current_index(self) -> Index:
+        """The index ``index``/``search`` use: the one opened last, else a fresh in-memory one."""
+        if self._index is None:
+            self.open_index(":memory:")
+        return self._index
+
+    def index(self, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
+        """Index a document of any length (see :class:`lam.retrieval.Index`); an id indexed again is replaced."""
+        self.current_index.index(doc_id, text, metadata)
+
+    def index_many(self, documents: Any, metadata: Any = None, **kwargs: Any) -> int:
+        """Index ``{doc_id: text}`` or ``(doc_id, text)`` pairs; returns how many were indexed."""
+        return self.current_index.index_many(documents, metadata, **kwargs)
+
+    def index_file(self, doc_id: str, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
+        """Index a text file of any size in constant memory."""
+        self.current_index.index_file(doc_id, path, metadata)
+
+    def search(self, query: str | list[str], top_k: int = 10) -> list[Hit] | list[list[Hit]]:
+        """Ranked hits with the best-matching passage (text and character offsets) of each."""
+        return self.current_index.search(query, top_k)
+
+    def remove(self, doc_id: str) -> bool:
+        """Remove an indexed document; True if it was there."""
+        return self.current_index.remove(doc_id)
+
+    def clear(self) -> None:
+        """Remove every indexed document."""
+        self.current_index.clear()
+
+    def __len__(self) -> int:
+        """Number of indexed documents."""
+        return 0 if self._index is None else len(self._index)
+
+    def __bool__(self) -> bool:  # a model with nothing indexed is still a model
+        return True
+
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, Any]:
         """Model facts and running counters (texts, tokens, segments, seconds, tokens/s)."""
@@ -377,6 +429,7 @@ class LAM:
             "parameters": params,
             "memory_parameters": memory_params,
             **s,
+            "index": None if self._index is None else self._index.stats(),
         }
 
     def __repr__(self) -> str:

@@ -7,3 +7,7 @@ class LAMError(Exception):
 
 class WeightsError(LAMError, OSError):
     """Model files are missing, corrupt, mismatched or cannot be fetched."""
+
+
+class LAMIndexError(LAMError):
+    """An index file is corrupt, from another model or another schema, or cannot be opened."""

@@ -33,43 +33,82 @@ class IncrementalTokenizer:
         self._tokenizer = tokenizer
         self._max_word_chars = max_word_chars
         self._tail = ""  # text after the last cut: a (possibly unfinished) word
+        self._pos = 0  # character offset of ``_tail`` in the whole text
 
-    def _ids(self, text: str) -> list[int]:
-        """Ids of text whose end is a cut point; over-long runs are cut every N characters."""
+    @property
+    def position(self) -> int:
+        """Character offset (in the whole text fed so far) of the first untokenised character."""
+        return self._pos
+
+    def _encode(self, text: str, spans: bool) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids (and absolute character spans) of text starting at ``_pos`` whose end is a cut point.
+
+        Over-long runs are cut every N characters; ``_pos`` moves past the text.
+        """
+        base, self._pos = self._pos, self._pos + len(text)
+        if not text:
+            return [], []
         n = self._max_word_chars
-        if len(text) <= n:
-            return self._tokenizer.encode(text, add_special_tokens=False).ids if text else []
-        parts, last = [], 0
-        for run in re.finditer(rf"[^ \t\n\r]{{{n + 1},}}", text):
-            for cut in range(run.start() + n, run.end(), n):
-                parts.append(text[last:cut])
-                last = cut
+        parts, starts, last = [], [], 0
+        if len(text) > n:
+            for run in re.finditer(rf"[^ \t\n\r]{{{n + 1},}}", text):
+                for cut in range(run.start() + n, run.end(), n):
+                    parts.append(text[last:cut])
+                    starts.append(last)
+                    last = cut
         parts.append(text[last:])
-        encodings = self._tokenizer.encode_batch(parts, add_special_tokens=False)
-        return [i for e in encodings for i in e.ids]
+        starts.append(last)
+        if len(parts) == 1:
+            encodings = [self._tokenizer.encode(text, add_special_tokens=False)]
+        else:
+            encodings = self._tokenizer.encode_batch(parts, add_special_tokens=False)
+        ids = [i for e in encodings for i in e.ids]
+        if not spans:
+            return ids, []
+        # tokenizers' offsets are character offsets into the part's original text
+        return ids, [(base + s + a, base + s + b) for e, s in zip(encodings, starts) for a, b in e.offsets]
 
-    def feed(self, text: str) -> list[int]:
-        """Add a fragment; return the ids of text that can no longer change."""
+    def _feed(self, text: str, spans: bool) -> tuple[list[int], list[tuple[int, int]]]:
         buf = self._tail + text
         ready = ""
         match = _LAST_WHITESPACE.search(buf)
         if match:
             ready, buf = buf[: match.end()], buf[match.end() :]
-        ids = self._ids(ready)
+        ids, offsets = self._encode(ready, spans)
         while len(buf) > self._max_word_chars:  # an endless "word": cut every N chars from its start
-            ids += self._ids(buf[: self._max_word_chars])
+            more_ids, more_offsets = self._encode(buf[: self._max_word_chars], spans)
+            ids += more_ids
+            offsets += more_offsets
             buf = buf[self._max_word_chars :]
         self._tail = buf
-        return ids
+        return ids, offsets
+
+    def feed(self, text: str) -> list[int]:
+        """Add a fragment; return the ids of text that can no longer change."""
+        return self._feed(text, spans=False)[0]
+
+    def feed_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """:meth:`feed`, also returning each id's ``(start, end)`` character span in the whole text."""
+        return self._feed(text, spans=True)
 
     def peek(self) -> list[int]:
         """Ids of the unfinished tail, as if the text ended now (nothing is consumed)."""
-        return self._ids(self._tail)
+        pos = self._pos
+        ids = self._encode(self._tail, spans=False)[0]
+        self._pos = pos
+        return ids
 
     def flush(self) -> list[int]:
         """Ids of the tail; the tokenizer is empty afterwards."""
-        ids, self._tail = self.peek(), ""
-        return ids
+        return self._flush(spans=False)[0]
+
+    def flush_spans(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """:meth:`flush` with character spans."""
+        return self._flush(spans=True)
+
+    def _flush(self, spans: bool) -> tuple[list[int], list[tuple[int, int]]]:
+        out, self._tail = self._encode(self._tail, spans), ""
+        return out
 
 
 class TextSegmenter:

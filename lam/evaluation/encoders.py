@@ -162,3 +162,47 @@ class BM25(Retriever):
         retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
         q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
         return np.stack([retriever.get_scores(q) for q in q_tokens])
+
+
+class LAMSearch(Retriever):
+    """LAM's index/search engine (:class:`lam.retrieval.Index`), not the dense encoder alone:
+    best passage, document vector and FTS5 BM25 per document, fused (``lam.retrieval.fusion``)."""
+
+    name = "lam-search"
+
+    def __init__(self, model_path: str | None = None, weights=None, show_progress: bool = False) -> None:
+        from lam import LAM
+        from lam.retrieval import DEFAULT_WEIGHTS
+
+        self.model = LAM(model_path)
+        self.weights = weights or DEFAULT_WEIGHTS
+        self.show_progress = show_progress
+        self.info = {"model": self.model.config.name, "source": str(model_path or "bundled"), **self.weights.as_dict()}
+        self._corpus_key = None
+
+    def _index(self, corpus: list[str]):
+        from lam.retrieval import Index
+
+        key = (len(corpus), hash(tuple(corpus)))
+        if self._corpus_key != key:  # QMSum scores two query sets on one corpus: index it once
+            self._engine = Index(":memory:", self.model, weights=self.weights)
+            self._engine.index_many([(str(i), t) for i, t in enumerate(corpus)], show_progress_bar=self.show_progress)
+            self._corpus_key = key
+        return self._engine
+
+    def components(self, queries: list[str], corpus: list[str]) -> dict[str, np.ndarray]:
+        """Raw per-document signals ``[Q, D]`` in corpus order: passage, document, lexical."""
+        engine = self._index(corpus)
+        out = {k: np.zeros((len(queries), len(corpus))) for k in ("passage", "document", "lexical")}
+        for q, (query, vector) in enumerate(zip(queries, engine.query_vectors(queries))):
+            ids, scores = engine.score_all(query, vector)
+            cols = np.array([int(i) for i in ids])
+            for k in out:
+                out[k][q, cols] = scores[k]
+        return out
+
+    def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
+        from lam.retrieval.fusion import fuse
+
+        c = self.components(queries, corpus)
+        return fuse(c["passage"], c["document"], c["lexical"], self.weights)

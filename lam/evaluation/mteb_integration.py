@@ -4,6 +4,10 @@
   documents with LAM and scores retrieval by cosine similarity. It deliberately has no
   ``index``/``search`` methods, so mteb never routes retrieval around the embeddings; the
   index/search engine gets its own, separate object.
+* :class:`LAMMtebSearch` — mteb's ``SearchProtocol`` over LAM's index/search engine
+  (:class:`lam.retrieval.Index`: passages, document vectors and BM25, fused). mteb hands it the
+  corpus and the queries and scores its rankings; it is a different system from the encoder
+  and is reported under its own name (``…-search``).
 * :func:`stsb_test_task`, :func:`passkey_task`, :func:`needle_task` — mteb tasks whose data
   come from the same loaders ``lam eval`` uses (../shared/data and the seeded generators), so
   the two harnesses can be checked against each other.
@@ -69,6 +73,58 @@ class LAMMtebEncoder(AbsEncoder):
         kind = getattr(prompt_type, "value", prompt_type)
         encode = {"query": self.model.encode_query, "document": self.model.encode_document}.get(kind, self.model.encode)
         return encode(texts, batch_size=kwargs.get("batch_size") or self.batch_size, show_progress_bar=False)
+
+
+class LAMMtebSearch:
+    """LAM's index/search engine as an mteb ``SearchProtocol`` (``index`` then ``search``)."""
+
+    def __init__(self, model: Any = None, weights: Any = None) -> None:
+        from dataclasses import replace
+
+        encoder = LAMMtebEncoder(model)
+        self.model = encoder.model
+        self.weights = weights
+        self.mteb_model_meta = replace(encoder.mteb_model_meta, name=encoder.mteb_model_meta.name + "-search")
+        self._index = None
+
+    def index(self, corpus, *, task_metadata, hf_split, hf_subset, encode_kwargs, num_proc=None, **kwargs) -> None:
+        from lam.retrieval import DEFAULT_WEIGHTS, Index
+
+        self._index = Index(":memory:", self.model, weights=self.weights or DEFAULT_WEIGHTS)
+        documents = []
+        for row in corpus:
+            text = " ".join(t for t in (row.get("title") or "", row.get("text") or "") if t).strip()
+            if text:  # an empty document cannot match anything; it is left out of the index
+                documents.append((str(row["id"]), text))
+        self._index.index_many(documents, show_progress_bar=False)
+
+    def search(
+        self,
+        queries,
+        *,
+        task_metadata,
+        hf_split,
+        hf_subset,
+        top_k: int,
+        encode_kwargs,
+        top_ranked=None,
+        num_proc=None,
+        **kwargs,
+    ) -> dict[str, dict[str, float]]:
+        if self._index is None:
+            raise RuntimeError("index() must be called before search()")
+        rows = [(str(r["id"]), r["text"]) for r in queries]
+        asked = [(qid, text) for qid, text in rows if isinstance(text, str) and text.strip()]
+        results: dict[str, dict[str, float]] = {qid: {} for qid, _ in rows}
+        vectors = self._index.query_vectors([text for _, text in asked])
+        for (qid, text), vector in zip(asked, vectors):
+            ids, scores = self._index.score_all(text, vector)
+            fused = dict(zip(ids, scores["fused"].tolist()))
+            if top_ranked is not None:  # reranking: only the given candidates
+                fused = {d: fused[d] for d in top_ranked.get(qid, []) if d in fused}
+            best = sorted(fused.items(), key=lambda kv: -kv[1])[:top_k]
+            results[qid] = dict(best)
+        return results
 
 
 def _metadata(name: str, task_type: str, main_score: str, splits: list[str], description: str) -> TaskMetadata:

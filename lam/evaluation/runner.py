@@ -11,12 +11,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_qmsum, load_sts
-from lam.evaluation.encoders import BM25, DenseEncoder, LAMEncoder, Retriever, TeacherChunkMean, TeacherEncoder
+from lam.evaluation.encoders import (
+    BM25,
+    DenseEncoder,
+    LAMEncoder,
+    LAMSearch,
+    Retriever,
+    TeacherChunkMean,
+    TeacherEncoder,
+)
 from lam.evaluation.metrics import ndcg_at_k, spearman
 from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_splits
 
 SUITES = ("sts", "longembed", "qmsum")
-ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25")
+ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25", "lam-search")
 ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
 
 
@@ -33,6 +41,8 @@ def make_encoder(name: str, model_path: str | None = None, progress: bool = Fals
         return TeacherChunkMean()
     if name == "bm25":
         return BM25()
+    if name == "lam-search":
+        return LAMSearch(model_path, show_progress=progress)
     raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS}")
 
 

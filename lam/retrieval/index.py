@@ -1,0 +1,363 @@
+"""``Index``: exact long-document retrieval over a persistent SQLite index.
+
+Indexing runs documents through the streaming encoder segment by segment: every segment is
+a passage whose vector is contextualised by the memory, the document vector is the mean of
+them all (equal to ``LAM.encode``), and each passage's text goes to the FTS5 lexical index.
+Searching scores every document by its best passage, its document vector and BM25, fused as
+:mod:`lam.retrieval.fusion` describes, and names the passage where the answer is.
+
+Up to ``exact_limit`` documents every passage is scanned (exact). Above it, and when
+``usearch`` is installed (``pip install lam[ann]``), an HNSW index proposes candidate passages
+and documents, which are then scored exactly like the rest.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lam.documents import pooled_sums
+from lam.retrieval.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse, standardise
+from lam.retrieval.lexical import fts_query, query_sentences
+from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
+from lam.retrieval.store import IndexStore
+from lam.retrieval.vectors import DenseView
+
+if TYPE_CHECKING:
+    from lam.encoder import LAM
+
+BRIDGE_CHARS = 200  # lexical rows also hold about this much of the passage before
+
+
+@dataclass
+class Hit:
+    """One ranked document: where the best passage is, and the scores behind the rank."""
+
+    doc_id: str
+    score: float
+    start: int  # character offsets of the best passage in the document
+    end: int
+    passage: str
+    passage_index: int
+    scores: dict[str, float] = field(default_factory=dict)  # passage / document / lexical, raw
+    metadata: dict[str, Any] | None = None
+
+
+def _check_id(doc_id: Any) -> str:
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise ValueError(f"doc_id must be a non-empty str, got {doc_id!r}")
+    return doc_id
+
+
+def _check_text(doc_id: str, text: Any) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text of {doc_id!r} must be str, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"text of {doc_id!r} is empty")
+    return text
+
+
+def _check_metadata(doc_id: str, metadata: Any) -> dict[str, Any] | None:
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata of {doc_id!r} must be a dict or None, got {type(metadata).__name__}")
+    return None if metadata is None else dict(metadata)
+
+
+def _weights_sha256(model: LAM) -> str:
+    """The model's weights file hash: an index only accepts vectors from the model that built it."""
+    from lam.persistence import WEIGHTS_FILE, sha256_file
+
+    path = Path(model.model_dir) / WEIGHTS_FILE if model.model_dir is not None else None
+    return sha256_file(path) if path is not None and path.exists() else "unsaved"
+
+
+def _bridge(previous: str) -> str:
+    """The last words of the previous passage: at most BRIDGE_CHARS, starting at a word."""
+    if len(previous) <= BRIDGE_CHARS:
+        return previous
+    tail = previous[-BRIDGE_CHARS:]
+    cut = tail.find(" ")
+    return tail[cut:] if cut >= 0 else tail
+
+
+class Index:
+    """Documents of any length, searchable by meaning and by words; stored in one SQLite file.
+
+    >>> index = Index("meetings.lam", LAM())          # or LAM().open_index(path)
+    >>> index.index("m1", open("meeting1.txt").read())
+    >>> index.search("who decided on the budget?", top_k=3)[0].passage
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        model: LAM | None = None,
+        *,
+        weights: FusionWeights = DEFAULT_WEIGHTS,
+        exact_limit: int = 10_000,
+        batch_size: int = 16,
+    ) -> None:
+        if model is None:
+            from lam.encoder import LAM
+
+            model = LAM()
+        self.model = model
+        self.weights = weights
+        self.batch_size = batch_size
+        info = {"model": model.config.name, "dim": str(model.config.hidden_size)}
+        info["weights_sha256"] = _weights_sha256(model)
+        self.store = IndexStore(path, info)
+        self.path = self.store.path
+        self._view = DenseView(self.store, exact_limit)
+
+    # ------------------------------------------------------------------ writing
+    def index(self, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
+        """Index one document (re-indexing an id replaces it)."""
+        self.index_many([(doc_id, text)], metadata=None if metadata is None else [metadata])
+
+    def index_file(
+        self, doc_id: str, path: str | Path, metadata: dict[str, Any] | None = None, encoding: str = "utf-8"
+    ) -> None:
+        """Index a text file of any size, read in blocks: memory stays constant whatever its length."""
+        _check_id(doc_id)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        meta = _check_metadata(doc_id, metadata)
+        with self.store.transaction():
+            self._encode_batch([(doc_id, file_pieces(path, encoding), meta)], None)
+
+    def index_many(
+        self,
+        documents: Mapping[str, str] | Iterable[tuple[str, str]],
+        metadata: Iterable[dict[str, Any] | None] | None = None,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> int:
+        """Index ``{doc_id: text}`` or ``(doc_id, text)`` pairs; returns how many were indexed.
+
+        Everything is checked before anything is written (ids: non-empty str, unique; texts:
+        non-empty str). Documents are committed in batches of ``batch_size``: after a crash
+        every committed batch is there and nothing of the batch in flight is.
+        """
+        items = list(documents.items()) if isinstance(documents, Mapping) else list(documents)
+        metas = [None] * len(items) if metadata is None else list(metadata)
+        if len(metas) != len(items):
+            raise ValueError(f"{len(metas)} metadata entries for {len(items)} documents")
+        seen: set[str] = set()
+        checked = []
+        for k, item in enumerate(items):
+            if not isinstance(item, tuple | list) or len(item) != 2:
+                raise TypeError(f"documents[{k}] must be a (doc_id, text) pair, got {item!r:.80}")
+            doc_id = _check_id(item[0])
+            if doc_id in seen:
+                raise ValueError(f"duplicate doc_id {doc_id!r} in one index_many call")
+            seen.add(doc_id)
+            checked.append((doc_id, _check_text(doc_id, item[1]), _check_metadata(doc_id, metas[k])))
+        if not checked:
+            return 0
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        show = len(checked) > 1 if show_progress_bar is None else show_progress_bar
+        with tqdm(total=len(checked), desc="index", unit="doc", disable=not show) as bar:
+            for start in range(0, len(checked), batch_size):
+                batch = checked[start : start + batch_size]
+                with self.store.transaction():
+                    self._encode_batch([(d, text_pieces(t), m) for d, t, m in batch], bar)
+                bar.update(len(batch))
+        return len(checked)
+
+    @torch.inference_mode()
+    def _encode_batch(self, batch: list[tuple[str, Iterator[str], dict | None]], bar) -> None:
+        """Run documents through the model together, writing passages as they come out."""
+        lam = self.model
+        keys, pending, previous = [], [], []
+        n_chars, n_tokens, n_passages = [0] * len(batch), [0] * len(batch), [0] * len(batch)
+        replaced = False
+
+        def bodies(k: int, pieces: Iterator[str]) -> Iterator[list[int]]:
+            for body, passage in cut_passages(lam.segmenter, pieces):
+                pending[k].append(passage)
+                yield body
+
+        for doc_id, _, meta in batch:
+            replaced |= self.store.has(doc_id)
+            keys.append(self.store.add_document(doc_id, meta))
+            pending.append(deque())
+            previous.append("")
+        new_passages: list[tuple[int, int, np.ndarray]] = []
+
+        def on_step(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
+            vectors = torch.nn.functional.normalize(sums / counts.clamp(min=1).unsqueeze(-1), dim=-1)
+            vectors = vectors.float().cpu().numpy()
+            for row, vector in zip(rows, vectors):
+                passage: Passage = pending[row].popleft()
+                bridge = _bridge(previous[row]) if passage.ordinal else ""
+                key = self.store.add_passage(keys[row], passage, bridge, vector)
+                new_passages.append((key, keys[row], vector))
+                previous[row] = passage.text
+                n_chars[row] = passage.end
+                n_tokens[row] += passage.n_tokens
+                n_passages[row] += 1
+            if bar is not None:
+                bar.set_postfix(tokens=int(counts.sum()), refresh=False)
+
+        iters = [bodies(k, pieces) for k, (_, pieces, _) in enumerate(batch)]
+        sums, counts = pooled_sums(lam.model, lam.segmenter, iters, on_step=on_step)
+        doc_vectors = torch.nn.functional.normalize(sums / counts.clamp(min=1).unsqueeze(-1), dim=-1).float()
+        doc_vectors = doc_vectors.cpu().numpy()
+        for k, key in enumerate(keys):
+            self.store.finish_document(key, n_tokens[k], n_chars[k], n_passages[k], doc_vectors[k])
+        self._view.added(
+            [(key, doc_id) for key, (doc_id, _, _) in zip(keys, batch)], doc_vectors, new_passages, replaced
+        )
+
+    def remove(self, doc_id: str) -> bool:
+        """Delete a document; True if it was there."""
+        _check_id(doc_id)
+        with self.store.transaction():
+            removed = self.store.delete(doc_id)
+        if removed:
+            self._view.invalidate()
+        return removed
+
+    def clear(self) -> None:
+        """Delete every document (the file and its model binding stay)."""
+        with self.store.transaction():
+            self.store.clear()
+        self._view.invalidate()
+
+    # ------------------------------------------------------------------ searching
+    def search(self, query: str | list[str], top_k: int = 10) -> list[Hit] | list[list[Hit]]:
+        """Ranked hits for a query (or a list of hits per query for a list of queries)."""
+        single = isinstance(query, str)
+        queries = [query] if single else query
+        if not isinstance(queries, list | tuple) or not all(isinstance(q, str) for q in queries):
+            raise TypeError("query must be a str or a list of str")
+        for q in queries:
+            if not q.strip():
+                raise ValueError("query is empty")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        if not queries:
+            return []
+        results = [self._search_one(q, v, top_k) for q, v in zip(queries, self.query_vectors(list(queries)))]
+        return results[0] if single else results
+
+    def query_vectors(self, queries: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: (its embedding ``[D]``, its sentences' embeddings ``[S, D]``), one encode call."""
+        parts = [query_sentences(q) for q in queries]
+        flat = list(queries) + [s for p in parts for s in p]
+        vectors = self.model.encode_query(flat, show_progress_bar=False)
+        out, at = [], len(queries)
+        for q, p in enumerate(parts):
+            out.append((vectors[q], vectors[at : at + len(p)]))
+            at += len(p)
+        return out
+
+    def score_all(self, query: str, vectors: tuple[np.ndarray, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
+        """Every candidate document's raw and fused scores (for evaluation and tuning).
+
+        ``vectors`` comes from :meth:`query_vectors`: the whole query's embedding scores document
+        vectors; each sentence is matched to its best passage and the matches are averaged.
+        """
+        view = self._view
+        whole, sentences = vectors
+        if not view.doc_ids:
+            return [], {}
+        lexical_passages = self._lexical(query, view)
+        candidates = view.candidates(whole, lexical_passages)
+        passage_max, best_dense = view.passage_scores(sentences, candidates)
+        document = view.document_scores(whole, candidates)
+        lexical = np.zeros(len(candidates))
+        best_lexical = np.full(len(candidates), -1, dtype=np.int64)
+        position = {int(c): i for i, c in enumerate(candidates)}
+        for key, score in lexical_passages:
+            i = position.get(view.doc_of_passage(key))
+            if i is not None and score > lexical[i]:
+                lexical[i], best_lexical[i] = score, key
+        fused = fuse(passage_max, document, lexical, self.weights)
+        ids = [view.doc_ids[c] for c in candidates]
+        return ids, {
+            "fused": fused,
+            "passage": passage_max,
+            "document": document,
+            "lexical": lexical,
+            "best_dense": best_dense,
+            "best_lexical": best_lexical,
+        }
+
+    def _lexical(self, query: str, view: DenseView) -> list[tuple[int, float]]:
+        match = fts_query(query)
+        if match is None or not view.doc_ids:
+            return []
+        return self.store.lexical(match, limit=max(1000, 4 * len(view.doc_ids)))
+
+    def _search_one(self, query: str, vector: np.ndarray, top_k: int) -> list[Hit]:
+        ids, s = self.score_all(query, vector)
+        if not ids:
+            return []
+        order = np.argsort(-s["fused"], kind="stable")[:top_k]
+        hits = []
+        z_lexical = standardise(s["lexical"]) * self.weights.lexical
+        z_passage = standardise(s["passage"]) * self.weights.passage
+        for i in order:
+            # the best passage: the lexical one (with its bridge, where the words may be) when its
+            # BM25 stands out more than the dense passage's cosine does
+            lexical = s["best_lexical"][i] >= 0 and z_lexical[i] > z_passage[i]
+            key = int(s["best_lexical"][i] if lexical else s["best_dense"][i])
+            p = self.store.passage(key, with_bridge=lexical)
+            hits.append(
+                Hit(
+                    doc_id=ids[i],
+                    score=float(s["fused"][i]),
+                    start=p["start"],
+                    end=p["end"],
+                    passage=p["text"],
+                    passage_index=p["ordinal"],
+                    scores={k: float(s[k][i]) for k in ("passage", "document", "lexical")},
+                    metadata=self.store.metadata(ids[i]),
+                )
+            )
+        return hits
+
+    # ------------------------------------------------------------------ introspection
+    def __len__(self) -> int:
+        return self.store.count()
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.store.has(doc_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Documents, passages, tokens, characters, bytes on disk, bytes per token, search mode."""
+        totals = self.store.totals()
+        size = self.store.size_bytes()
+        return {
+            "path": self.path,
+            **totals,
+            "bytes": size,
+            "bytes_per_token": size / totals["tokens"] if totals["tokens"] else None,
+            "search": self._view.mode(),
+            "fusion": self.weights.as_dict(),
+            "model": self.store.meta.get("model"),
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Index(path={self.path!r}, documents={len(self)}, model={self.store.meta.get('model')!r})"

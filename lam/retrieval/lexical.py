@@ -1,0 +1,51 @@
+"""The lexical side of a query: words → an FTS5 MATCH expression.
+
+Documents are indexed in full (FTS5, Porter stemming, ``unicode61`` word splitting); only the
+query drops English function words, so BM25 is decided by the words that carry meaning. The
+list is NLTK's English stop-word list (its apostrophe forms appear here split at the
+apostrophe, as ``\\w+`` splits them).
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+")
+
+STOP_WORDS = frozenset(
+    """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she
+    her hers herself it its itself they them their theirs themselves what which who whom this that
+    these those am is are was were be been being have has had having do does did doing a an the and
+    but if or because as until while of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further then once here
+    there when where why how all any both each few more most other some such no nor not only own
+    same so than too very s t can will just don should now d ll m o re ve y ain aren couldn didn
+    doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn weren won wouldn
+    """.split()
+)
+
+
+def query_words(text: str) -> list[str]:
+    """The query's distinct words, lower-cased, stop words removed (all words if every one is a stop word)."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    content = [w for w in words if w not in STOP_WORDS]
+    return content or words
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression: every query word, quoted (no FTS5 syntax leaks in), joined by OR."""
+    words = query_words(text)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words) or None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def query_sentences(text: str, max_parts: int = 8) -> list[str]:
+    """A query cut into sentences, merged into at most ``max_parts`` parts (a one-sentence query is itself)."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s.strip()] or [text]
+    if len(sentences) <= max_parts:
+        return sentences
+    size = -(-len(sentences) // max_parts)
+    return [" ".join(sentences[i : i + size]) for i in range(0, len(sentences), size)]

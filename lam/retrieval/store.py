@@ -1,0 +1,216 @@
+"""The on-disk index: one SQLite database (WAL) holding documents, passages, vectors and FTS5.
+
+Tables::
+
+    meta(key, value)                      schema version, model name and weights, vector dim
+    documents(id, doc_id, metadata, n_tokens, n_chars, n_passages, vector)
+    passages(id, doc, ordinal, start, end, bridge, n_tokens, vector)
+    lexical(text)                         FTS5 (porter stemming); rowid = passages.id
+
+Vectors are unit-norm float16 blobs. A passage's text is stored once, in ``lexical``, after a
+*bridge*: the last words of the passage before it, so a sentence cut by a segment boundary is
+still whole for the lexical side. ``passages.bridge`` is the bridge's length in characters;
+passages tile the document, so a lexical row is the document's characters
+``start - bridge .. end``.
+
+Every write happens inside one transaction (:meth:`IndexStore.transaction`): a document is
+either fully committed or absent, whatever happens to the process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lam.errors import LAMIndexError
+from lam.retrieval.passages import Passage
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL UNIQUE,
+    metadata TEXT,
+    n_tokens INTEGER NOT NULL,
+    n_chars INTEGER NOT NULL,
+    n_passages INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY,
+    doc INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    bridge INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_by_doc ON passages (doc, ordinal);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5 (text, tokenize = 'porter unicode61');
+"""
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float16).tobytes()
+
+
+def vectors_from_blobs(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Stacked float32 vectors of float16 blobs (``[N, dim]``)."""
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dim).astype(np.float32)
+
+
+class IndexStore:
+    """SQLite access for :class:`lam.retrieval.Index`; knows tables, not ranking."""
+
+    def __init__(self, path: str | Path, model_info: dict[str, str]) -> None:
+        self.path = str(path)
+        memory = self.path == ":memory:"
+        if not memory and Path(self.path).is_dir():
+            raise LAMIndexError(f"{self.path} is a directory, not an index file")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL" if not memory else "PRAGMA journal_mode=MEMORY")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as exc:
+            raise LAMIndexError(f"{self.path} is not a readable LAM index ({exc})") from exc
+        if not meta:
+            with self.transaction():
+                self.db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)", [("schema", SCHEMA_VERSION), *sorted(model_info.items())]
+                )
+            meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise LAMIndexError(f"{self.path}: index schema {meta.get('schema')!r}, this LAM reads {SCHEMA_VERSION!r}")
+        for key, value in model_info.items():
+            if meta.get(key) != value:
+                raise LAMIndexError(
+                    f"{self.path} was built with {key}={meta.get(key)!r}, but the model has {value!r}; "
+                    "vectors from different models cannot be searched together (rebuild the index)"
+                )
+        self.meta = meta
+        self.dim = int(meta["dim"])
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: commit on success, roll back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- writes (inside a transaction) ---
+    def delete(self, doc_id: str) -> bool:
+        row = self.db.execute("SELECT id FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return False
+        self.db.execute("DELETE FROM lexical WHERE rowid IN (SELECT id FROM passages WHERE doc = ?)", row)
+        self.db.execute("DELETE FROM passages WHERE doc = ?", row)
+        self.db.execute("DELETE FROM documents WHERE id = ?", row)
+        return True
+
+    def add_document(self, doc_id: str, metadata: dict[str, Any] | None) -> int:
+        """A document row with empty figures (filled by :meth:`finish_document`); returns its key."""
+        self.delete(doc_id)  # re-indexing an id replaces it
+        cur = self.db.execute(
+            "INSERT INTO documents (doc_id, metadata, n_tokens, n_chars, n_passages, vector) VALUES (?, ?, 0, 0, 0, ?)",
+            (doc_id, None if metadata is None else json.dumps(metadata), b""),
+        )
+        return int(cur.lastrowid)
+
+    def add_passage(self, doc: int, passage: Passage, bridge: str, vector: np.ndarray) -> int:
+        """Store a passage (its vector, and its text after ``bridge`` in the lexical table); returns its key."""
+        p = passage
+        cur = self.db.execute(
+            "INSERT INTO passages (doc, ordinal, start, end, bridge, n_tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc, p.ordinal, p.start, p.end, len(bridge), p.n_tokens, _blob(vector)),
+        )
+        self.db.execute("INSERT INTO lexical (rowid, text) VALUES (?, ?)", (cur.lastrowid, bridge + p.text))
+        return int(cur.lastrowid)
+
+    def finish_document(self, doc: int, n_tokens: int, n_chars: int, n_passages: int, vector) -> None:
+        self.db.execute(
+            "UPDATE documents SET n_tokens = ?, n_chars = ?, n_passages = ?, vector = ? WHERE id = ?",
+            (n_tokens, n_chars, n_passages, _blob(vector), doc),
+        )
+
+    def clear(self) -> None:
+        for table in ("lexical", "passages", "documents"):
+            self.db.execute(f"DELETE FROM {table}")
+
+    # --- reads ---
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    def has(self, doc_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is not None
+
+    def totals(self) -> dict[str, int]:
+        docs, tokens, chars = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0), COALESCE(SUM(n_chars), 0) FROM documents"
+        ).fetchone()
+        passages = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        return {"documents": docs, "passages": passages, "tokens": tokens, "characters": chars}
+
+    def documents(self) -> tuple[list[int], list[str], np.ndarray]:
+        """(row keys, doc ids, document vectors) in key order."""
+        rows = self.db.execute("SELECT id, doc_id, vector FROM documents ORDER BY id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows], vectors_from_blobs([r[2] for r in rows], self.dim)
+
+    def passages(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(passage keys, their document keys, passage vectors) in document order."""
+        rows = self.db.execute("SELECT id, doc, vector FROM passages ORDER BY doc, ordinal").fetchall()
+        keys = np.array([r[0] for r in rows], dtype=np.int64)
+        docs = np.array([r[1] for r in rows], dtype=np.int64)
+        return keys, docs, vectors_from_blobs([r[2] for r in rows], self.dim)
+
+    def lexical(self, match: str, limit: int) -> list[tuple[int, float]]:
+        """(passage key, BM25 score, higher is better) of the best ``limit`` passages for an FTS5 query."""
+        rows = self.db.execute(
+            "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ? ORDER BY bm25(lexical) LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [(int(k), -float(s)) for k, s in rows]
+
+    def passage(self, key: int, with_bridge: bool = False) -> dict[str, Any]:
+        """A passage's document, position and text (``with_bridge``: from the start of its bridge)."""
+        row = self.db.execute(
+            "SELECT d.doc_id, p.ordinal, p.start, p.end, p.bridge, l.text "
+            "FROM passages p JOIN documents d ON d.id = p.doc JOIN lexical l ON l.rowid = p.id WHERE p.id = ?",
+            (key,),
+        ).fetchone()
+        doc_id, ordinal, start, end, bridge, text = row
+        if not with_bridge:
+            text = text[bridge:]
+        else:
+            start -= bridge
+        return {"doc_id": doc_id, "ordinal": ordinal, "start": start, "end": end, "text": text}
+
+    def metadata(self, doc_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT metadata FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None or row[0] is None else json.loads(row[0])
+
+    def size_bytes(self) -> int:
+        if self.path == ":memory:":
+            page_count = self.db.execute("PRAGMA page_count").fetchone()[0]
+            return page_count * self.db.execute("PRAGMA page_size").fetchone()[0]
+        return sum(p.stat().st_size for p in Path(self.path).parent.glob(Path(self.path).name + "*"))

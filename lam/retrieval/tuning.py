@@ -1,0 +1,108 @@
+"""Choose the fusion weights on dev data only: ``python -m lam.retrieval.tuning``.
+
+Dev sets: QMSum val (both query variants) and synthetic passkey / needle sets generated with
+``DEV_SEED`` (never the evaluation seed). Every document's three signals are computed once;
+then each weight triple on a grid is scored, and the triple with the best mean over the four
+dev groups (QMSum query, QMSum answer, passkey, needle) wins. Only the ratios matter (the
+fused ranking is unchanged by scaling all weights), so the lexical weight is fixed to 1.
+The record goes to ``results/retrieval/fusion-dev.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lam.evaluation.datasets import load_qmsum
+from lam.evaluation.encoders import LAMSearch
+from lam.evaluation.metrics import ndcg_at_k
+from lam.evaluation.synthetic import EVAL_SEED, needle_split, passkey_split
+from lam.retrieval.fusion import FusionWeights, fuse
+
+DEV_SEED = 1
+DEV_LENGTHS = (512, 2048, 8192)
+PASSAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+DOCUMENT_GRID = (0.0, 0.125, 0.25, 0.5, 1.0)
+
+
+def dev_splits(lengths=DEV_LENGTHS, seed: int = DEV_SEED):
+    """(group, split) pairs of the dev data."""
+    if seed == EVAL_SEED:
+        raise ValueError("tuning on the evaluation seed is not allowed")
+    for variant in ("query", "answer"):
+        yield f"qmsum-{variant}", load_qmsum(variant)
+    for length in lengths:
+        yield "passkey", passkey_split(length, seed=seed)
+    for length in lengths:
+        yield "needle", needle_split(length, seed=seed)
+
+
+def signals(retriever: LAMSearch, split) -> tuple[dict[str, np.ndarray], list[str], list[set[str]]]:
+    doc_ids, qids = list(split.corpus), list(split.queries)
+    comps = retriever.components([split.queries[q] for q in qids], [split.corpus[d] for d in doc_ids])
+    return comps, doc_ids, [split.qrels[q] for q in qids]
+
+
+def grid_search(dev: list[tuple[str, str, dict, list[str], list[set[str]], int]]) -> list[dict]:
+    """Every weight triple's score per dev split and per group, best mean first."""
+    rows = []
+    for wp, wd in itertools.product(PASSAGE_GRID, DOCUMENT_GRID):
+        weights = FusionWeights(passage=wp, document=wd, lexical=1.0)
+        per_split, per_group = {}, {}
+        for group, name, comps, doc_ids, relevant, k in dev:
+            fused = fuse(comps["passage"], comps["document"], comps["lexical"], weights)
+            per_split[name] = 100 * ndcg_at_k(fused, doc_ids, relevant, k)
+            per_group.setdefault(group, []).append(per_split[name])
+        groups = {g: float(np.mean(v)) for g, v in per_group.items()}
+        rows.append({"weights": weights.as_dict(), "mean": float(np.mean(list(groups.values()))), "groups": groups})
+        rows[-1]["splits"] = per_split
+    rows.sort(key=lambda r: -r["mean"])  # stable: ties keep grid order (smaller weights first)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/retrieval", help="folder for fusion-dev.json and .md")
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled weights)")
+    args = parser.parse_args(argv)
+    start = time.time()
+    retriever = LAMSearch(args.model, show_progress=True)
+    dev, singles = [], {}
+    for group, split in dev_splits():
+        comps, doc_ids, relevant = signals(retriever, split)
+        k = 10 if split.main_metric == "ndcg_at_10" else 1
+        dev.append((group, split.name, comps, doc_ids, relevant, k))
+        singles[split.name] = {s: 100 * ndcg_at_k(comps[s], doc_ids, relevant, k) for s in comps}
+        print(split.name, {s: round(v, 2) for s, v in singles[split.name].items()}, flush=True)
+    rows = grid_search(dev)
+    best = rows[0]
+    record = {
+        "dev_seed": DEV_SEED,
+        "dev_lengths": list(DEV_LENGTHS),
+        "model": retriever.info,
+        "signals_alone": singles,
+        "best": best,
+        "grid": rows,
+        "seconds": round(time.time() - start, 1),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fusion-dev.json").write_text(json.dumps(record, indent=2))
+    lines = ["| passage | document | lexical | mean | " + " | ".join(best["groups"]) + " |"]
+    lines.append("|" + "---:|" * (4 + len(best["groups"])))
+    for r in rows[:10]:
+        w = r["weights"]
+        cells = [f"{w['passage']:g}", f"{w['document']:g}", f"{w['lexical']:g}", f"{r['mean']:.2f}"]
+        lines.append("| " + " | ".join(cells + [f"{v:.2f}" for v in r["groups"].values()]) + " |")
+    (out / "fusion-dev.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"best: {best['weights']} ({record['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
