@@ -41,9 +41,10 @@ def pooled_sums(
     state: MemoryState | None = None  # full-batch tensors, rows indexed by document
     active = list(range(B))
     current = [next(doc) for doc in documents]  # every document has at least one segment
+    reads_memory = model.memory_is_read()  # a memory nobody reads is not worth writing
     while active:
         upcoming = [next(documents[i], _END) for i in active]
-        write = model.has_memory and any(u is not _END for u in upcoming)
+        write = reads_memory and any(u is not _END for u in upcoming)
         bodies = [current[i] for i in active]
         ids, mask = segmenter.frame(bodies, device)
         rows = torch.tensor(active, device=device)

@@ -40,6 +40,18 @@ class LAMModel(nn.Module):
     def has_memory(self) -> bool:
         return self.config.memory
 
+    def memory_is_read(self) -> bool:
+        """Whether any layer reads its memory (some read gate λ ≠ 0).
+
+        When none does, the state cannot change any output, so inference (``encode``, streams,
+        indexing) skips writing it; training always writes, since closed gates still learn.
+        """
+        return self.has_memory and any(
+            bool(layer.attention.memory.read_gate.detach().ne(0).any())
+            for layer in self.layers
+            if layer.attention.memory is not None
+        )
+
     def forward_segment(
         self,
         input_ids: torch.Tensor,

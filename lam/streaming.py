@@ -59,6 +59,7 @@ class LAMStream:
     def _run(self, body: list[int], state, write: bool):
         """One segment through the model: returns (Σ hidden, count, new state)."""
         ids, mask = self._lam.segmenter.frame([body], self._lam.device)
+        write = write and self._lam.model.memory_is_read()  # a memory nobody reads is not worth writing
         hidden, new_state = self._lam.model.forward_segment(ids, mask, state, write)
         total, count = masked_sum(hidden, mask)
         return total[0], count[0], new_state

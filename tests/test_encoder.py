@@ -162,3 +162,20 @@ def test_bad_device_is_a_clear_error(shipped_lam):
     with pytest.raises(ValueError, match="invalid device"):
         shipped_lam.encode("x", device="not-a-device")
     assert shipped_lam.device.type == "cpu"
+
+
+def test_a_memory_nobody_reads_is_skipped_without_changing_outputs(long_text):
+    """Closed read gates: encode skips the writes; the reference writes every segment anyway."""
+    lam = LAM(segment_len=64)
+    assert lam.config.memory and not lam.model.memory_is_read()
+    state, total, count = None, 0, 0
+    with torch.inference_mode():
+        for body in lam.segmenter.text_segments(long_text):
+            ids, mask = lam.segmenter.frame([body])
+            hidden, state = lam.model.forward_segment(ids, mask, state, True)
+            total, count = total + hidden[0][mask[0]].sum(0), count + int(mask.sum())
+    assert state is not None  # the reference really carried a memory
+    reference = torch.nn.functional.normalize(total / count, dim=-1).numpy()
+    np.testing.assert_allclose(lam.encode(long_text), reference, atol=1e-5)
+    lam.model.layers[0].attention.memory.read_gate.data[0] = 0.1
+    assert lam.model.memory_is_read()

@@ -309,7 +309,8 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device):
     "--lengths",
     default="256,512,1024,2048,4096,8192,16384,32768",
     show_default=True,
-    help="comma-separated context lengths for longembed",
+    help="comma-separated context lengths for longembed; 131072 and 1048576 add passkey-only sets "
+    "(the mean stays over LongEmbed's lengths)",
 )
 @click.option(
     "--docs",
@@ -342,16 +343,18 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 
     from lam.evaluation import ENCODERS, SUITES, run_evaluation
     from lam.evaluation.report import markdown_table, write_report
-    from lam.evaluation.synthetic import EVAL_SEED, LENGTHS
+    from lam.evaluation.synthetic import EVAL_SEED, EXTRA_PASSKEY_LENGTHS, LENGTHS
 
     try:
         length_list = tuple(int(x) for x in lengths.split(",") if x.strip())
     except ValueError as err:
         raise click.BadParameter(f"--lengths must be comma-separated integers: {err}") from err
 
-    bad = [L for L in length_list if L not in LENGTHS]
+    bad = [L for L in length_list if L not in LENGTHS + EXTRA_PASSKEY_LENGTHS]
     if bad:
-        raise click.BadParameter(f"lengths {bad} are not LongEmbed lengths {LENGTHS}")
+        raise click.BadParameter(
+            f"lengths {bad} are not LongEmbed lengths {LENGTHS} or extra passkey lengths {EXTRA_PASSKEY_LENGTHS}"
+        )
     try:
         record = run_evaluation(
             suites=tuple(suites) or SUITES,

@@ -60,9 +60,8 @@ def markdown_table(record: dict) -> str:
             for name, r in results.items():
                 if task in r:
                     per = r[task]["per_length"]
-                    lines.append(
-                        f"| {name} | " + " | ".join(f"{per[str(L)]['ndcg_at_1']:.0f}" for L in run["lengths"]) + " |"
-                    )
+                    cells = [f"{per[str(L)]['ndcg_at_1']:.0f}" if str(L) in per else "–" for L in run["lengths"]]
+                    lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Machine: {run['machine']['cpu']} ({run['machine']['threads']} threads), torch "

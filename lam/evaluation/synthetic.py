@@ -30,6 +30,10 @@ N_DOCS, N_QUERIES = 100, 50
 # Mean document characters of the official mteb sets (descriptive stats), per length.
 PASSKEY_CHARS = {256: 875, 512: 1785, 1024: 3607, 2048: 7242, 4096: 14518, 8192: 29071, 16384: 58174, 32768: 116380}
 NEEDLE_CHARS = {256: 1013, 512: 2010, 1024: 4070, 2048: 8454, 4096: 17395, 8192: 35203, 16384: 72055, 32768: 141770}
+# Beyond LongEmbed: passkey documents of 128K and 1M tokens, sized at the 32K set's characters
+# per token (the filler is uniform, so the rate holds). Needle has no haystack this long.
+EXTRA_PASSKEY_LENGTHS = (131072, 1048576)
+PASSKEY_CHARS.update({n: round(PASSKEY_CHARS[32768] * n / 32768) for n in EXTRA_PASSKEY_LENGTHS})
 FILLER = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again.")
 FIRST_NAMES = (
     "Malayah Kyree Douglas Declan Cheyenne Sky Ingrid Tobias Aurelia Marcus Priya Dmitri Leona Hector Yuki Fatima "
@@ -91,6 +95,8 @@ def _haystack_sentences() -> tuple[str, ...]:
 
 
 def needle_split(length: int, seed: int = EVAL_SEED, n_docs: int = N_DOCS) -> RetrievalSplit:
+    if length not in NEEDLE_CHARS:
+        raise ValueError(f"needle sets exist for lengths {tuple(NEEDLE_CHARS)}, not {length}")
     rng = _rng("needle", length, seed)
     facts = needle_facts()[:n_docs]
     mean_fact = sum(len(f["fact"]) for f in facts) / len(facts)
@@ -110,5 +116,6 @@ def needle_split(length: int, seed: int = EVAL_SEED, n_docs: int = N_DOCS) -> Re
 
 
 def synthetic_splits(task: str, lengths=LENGTHS, seed: int = EVAL_SEED, n_docs: int = N_DOCS) -> list[RetrievalSplit]:
-    make = {"passkey": passkey_split, "needle": needle_split}[task]
-    return [make(length, seed, n_docs) for length in lengths]
+    """The task's sets at every length it has (needle stops at 32768; passkey goes to 1M)."""
+    make, sizes = {"passkey": (passkey_split, PASSKEY_CHARS), "needle": (needle_split, NEEDLE_CHARS)}[task]
+    return [make(length, seed, n_docs) for length in lengths if length in sizes]

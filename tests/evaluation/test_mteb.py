@@ -33,3 +33,25 @@ def test_mteb_scores_equal_lam_eval(shipped_lam, monkeypatch):
         score_retrieval(ours, passkey_split(512))["ndcg_at_1"], abs=0.1
     )
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_mteb_search_protocol_scores_the_engine_like_lam_eval(shipped_lam, monkeypatch):
+    """mteb routes retrieval through the engine's index/search, and gets `lam eval`'s figure."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from mteb.models.models_protocols import SearchProtocol
+
+    from lam.evaluation.encoders import LAMSearch
+    from lam.evaluation.mteb_integration import LAMMtebSearch, needle_task
+    from lam.evaluation.runner import score_retrieval
+    from lam.evaluation.synthetic import needle_split
+
+    engine = LAMMtebSearch(shipped_lam)
+    assert isinstance(engine, SearchProtocol)
+    assert engine.mteb_model_meta.name.endswith("-search")
+    result = mteb.evaluate(engine, tasks=[needle_task(lengths=(256,), n_docs=30)], cache=None, show_progress_bar=False)
+    score = result.task_results[0].get_score() * 100
+    ours = LAMSearch()
+    ours.model = shipped_lam
+    assert score == pytest.approx(score_retrieval(ours, needle_split(256, n_docs=30))["ndcg_at_1"], abs=0.1)
+    assert score >= 90  # the engine finds the needles (the dense encoder alone does not)

@@ -239,3 +239,16 @@ def test_kill_9_mid_index_many_leaves_only_whole_documents(tmp_path):
     assert index.search("topic 3", top_k=1)[0].doc_id == "doc3"
     index.index("after", "Indexing goes on after the crash.")
     assert len(index) == n + 1
+
+
+def test_the_ann_path_proposes_candidates_and_scores_them_exactly(shipped_lam):
+    pytest.importorskip("usearch")
+    docs = {
+        f"d{i}": f"Item {i}: a note about {w} and its uses." for i, w in enumerate("salt iron glass wool oak".split())
+    }
+    exact, ann = Index(":memory:", shipped_lam), Index(":memory:", shipped_lam, exact_limit=2)
+    exact.index_many(docs, show_progress_bar=False)
+    ann.index_many(docs, show_progress_bar=False)
+    assert exact.stats()["search"] == "exact" and ann.stats()["search"] == "ann"
+    for query in ("uses of glass", "oak", "a note about wool"):
+        assert [h.doc_id for h in ann.search(query, top_k=3)] == [h.doc_id for h in exact.search(query, top_k=3)]
