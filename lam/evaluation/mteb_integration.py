@@ -79,12 +79,11 @@ class LAMMtebSearch:
     """LAM's index/search engine as an mteb ``SearchProtocol`` (``index`` then ``search``)."""
 
     def __init__(self, model: Any = None, weights: Any = None) -> None:
-        from dataclasses import replace
-
         encoder = LAMMtebEncoder(model)
         self.model = encoder.model
         self.weights = weights
-        self.mteb_model_meta = replace(encoder.mteb_model_meta, name=encoder.mteb_model_meta.name + "-search")
+        meta = encoder.mteb_model_meta
+        self.mteb_model_meta = meta.model_copy(update={"name": meta.name + "-search"})
         self._index = None
 
     def index(self, corpus, *, task_metadata, hf_split, hf_subset, encode_kwargs, num_proc=None, **kwargs) -> None:
