@@ -13,6 +13,8 @@ and documents, which are then scored exactly like the rest.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,17 @@ class Hit:
     passage_index: int
     scores: dict[str, float] = field(default_factory=dict)  # passage / document / lexical, raw
     metadata: dict[str, Any] | None = None
+
+
+def _locked(method):
+    """One thread at a time in the index (a server calls it from many)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _check_id(doc_id: Any) -> str:
@@ -116,12 +129,14 @@ class Index:
         self.store = IndexStore(path, info)
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ writing
     def index(self, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
         """Index one document (re-indexing an id replaces it)."""
         self.index_many([(doc_id, text)], metadata=None if metadata is None else [metadata])
 
+    @_locked
     def index_file(
         self, doc_id: str, path: str | Path, metadata: dict[str, Any] | None = None, encoding: str = "utf-8"
     ) -> None:
@@ -134,6 +149,7 @@ class Index:
         with self.store.transaction():
             self._encode_batch([(doc_id, file_pieces(path, encoding), meta)], None)
 
+    @_locked
     def index_many(
         self,
         documents: Mapping[str, str] | Iterable[tuple[str, str]],
@@ -220,6 +236,7 @@ class Index:
             [(key, doc_id) for key, (doc_id, _, _) in zip(keys, batch)], doc_vectors, new_passages, replaced
         )
 
+    @_locked
     def remove(self, doc_id: str) -> bool:
         """Delete a document; True if it was there."""
         _check_id(doc_id)
@@ -229,6 +246,7 @@ class Index:
             self._view.invalidate()
         return removed
 
+    @_locked
     def clear(self) -> None:
         """Delete every document (the file and its model binding stay)."""
         with self.store.transaction():
@@ -236,6 +254,7 @@ class Index:
         self._view.invalidate()
 
     # ------------------------------------------------------------------ searching
+    @_locked
     def search(self, query: str | list[str], top_k: int = 10) -> list[Hit] | list[list[Hit]]:
         """Ranked hits for a query (or a list of hits per query for a list of queries)."""
         single = isinstance(query, str)
@@ -263,6 +282,7 @@ class Index:
             at += len(p)
         return out
 
+    @_locked
     def score_all(self, query: str, vectors: tuple[np.ndarray, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
         """Every candidate document's raw and fused scores (for evaluation and tuning).
 
@@ -336,6 +356,7 @@ class Index:
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self.store.has(doc_id)
 
+    @_locked
     def stats(self) -> dict[str, Any]:
         """Documents, passages, tokens, characters, bytes on disk, bytes per token, search mode."""
         totals = self.store.totals()
@@ -350,6 +371,7 @@ class Index:
             "model": self.store.meta.get("model"),
         }
 
+    @_locked
     def close(self) -> None:
         self.store.close()
 

@@ -252,3 +252,24 @@ def test_the_ann_path_proposes_candidates_and_scores_them_exactly(shipped_lam):
     assert exact.stats()["search"] == "exact" and ann.stats()["search"] == "ann"
     for query in ("uses of glass", "oak", "a note about wool"):
         assert [h.doc_id for h in ann.search(query, top_k=3)] == [h.doc_id for h in exact.search(query, top_k=3)]
+
+
+def test_threads_can_search_while_another_indexes(shipped_lam):
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = Index(":memory:", shipped_lam)
+    index.index("seed", "Lighthouses guide ships along rocky coasts.")
+
+    def write() -> None:
+        for i in range(8):
+            index.index(f"d{i}", f"Note {i} about harbours, tides and the keeper's lamp number {i}.")
+
+    def read(k: int) -> int:
+        return sum(len(index.search(f"lighthouse lamp {k}", top_k=3)) > 0 for _ in range(4))
+
+    with ThreadPoolExecutor(4) as pool:
+        writer = pool.submit(write)
+        readers = [pool.submit(read, k) for k in range(3)]
+        writer.result()
+        assert all(r.result() == 4 for r in readers)
+    assert len(index) == 9
