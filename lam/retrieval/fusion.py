@@ -2,9 +2,11 @@
 
 For a query, each document d gets three scores:
 
-* ``passage``  — max over d's passages of cos(q, passage vector)  (where in d the answer is)
+* ``passage``  — for each query sentence, its best cosine over d's passages, averaged over the
+  sentences (a one-sentence query: max over passages; where in d the answer is)
 * ``document`` — cos(q, d's document vector)                       (what d is about as a whole)
-* ``lexical``  — max over d's passages of FTS5 BM25 (0 when no query term occurs in d)
+* ``lexical``  — max over d's passages of FTS5 BM25 over the query's content words and
+  adjacent word pairs (:mod:`lam.retrieval.lexical`; 0 when no query term occurs in d)
 
 Each is standardised over the candidate documents, z = (s − mean) / std, and the fused score is
 
@@ -15,7 +17,7 @@ out. A passage that alone holds a rare query term gets a BM25 score many deviati
 rest, and a weak dense signal cannot outvote that; when nothing stands out lexically, the dense
 scores decide. The weights were chosen on dev data only (QMSum val, synthetic passkey/needle
 with seeds other than the evaluation seed): ``python -m lam.retrieval.tuning`` reproduces the
-choice and writes ``results/retrieval/fusion-dev.json``. On that grid the best mean came from
+choice and writes ``results/retrieval/fusion-dev.{json,md}``. On that grid the best mean came from
 (passage 0.75, document 0, lexical 1): on dev, the document vector added nothing once the best
 passage was in, so it is computed and reported with every hit but does not move the ranking
 (pass ``FusionWeights(document=...)`` to give it a say).

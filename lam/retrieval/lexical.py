@@ -8,6 +8,7 @@ apostrophe, as ``\\w+`` splits them).
 
 from __future__ import annotations
 
+import itertools
 import re
 
 _WORD = re.compile(r"\w+")
@@ -33,10 +34,23 @@ def query_words(text: str) -> list[str]:
     return content or words
 
 
+def query_pairs(text: str) -> list[str]:
+    """Adjacent content words of the query, as two-word phrases ("sky nakamura", "red shed")."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    pairs = (f"{a} {b}" for a, b in itertools.pairwise(words) if a not in STOP_WORDS and b not in STOP_WORDS)
+    return list(dict.fromkeys(pairs))
+
+
 def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression: every query word, quoted (no FTS5 syntax leaks in), joined by OR."""
-    words = query_words(text)
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words) or None
+    """An FTS5 MATCH expression: every query word and every adjacent pair of content words,
+    each quoted (no FTS5 syntax leaks in), joined by OR.
+
+    FTS5's BM25 gives each phrase its own IDF, so a pair that is rare as a phrase — a name whose
+    first word is common, a technical term — counts more than its two words apart (the idea of
+    the sequential dependence model, in its simplest form).
+    """
+    terms = query_words(text) + query_pairs(text)
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms) or None
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
