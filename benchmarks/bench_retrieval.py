@@ -3,8 +3,8 @@
     python benchmarks/bench_retrieval.py                 # 1K and 10K documents, 1M-token file
     python benchmarks/bench_retrieval.py --docs 1000     # a quick run
 
-Corpus: paragraphs of WikiText-103 (../shared/data/longdocs), packed into documents of about
-``--doc-words`` words. Queries: one sentence of a random indexed document each (known-item
+Corpus: paragraphs of WikiText-103, then Gutenberg (../shared/data/longdocs), packed into
+documents of about ``--doc-words`` words. Queries: one sentence of a random indexed document each (known-item
 search, so recall@1 is printed as a sanity figure next to the latencies). The index is a file
 on disk (SQLite, WAL). Latency is per query, end to end (encode the query, scan, fuse, read
 the passage). At 10K documents it is measured twice: exact scan, and with the ANN (usearch)
@@ -22,6 +22,7 @@ import argparse
 import gzip
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,31 +35,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import DATA, RESULTS, book_pieces, machine, reset_peak_rss, rss_kb
 
 
-def wikitext_documents(n_docs: int, doc_words: int) -> list[tuple[str, str]]:
-    docs, current, words = [], [], 0
+def _paragraphs():
+    """WikiText-103 paragraphs, then Gutenberg paragraphs (WikiText's prefix runs out first)."""
     with gzip.open(DATA / "longdocs" / "wikitext103_tokenized_train_prefix.jsonl.gz", "rt", encoding="utf-8") as f:
         for line in f:
             for para in json.loads(line)["text"].split("\n"):
-                para = para.strip()
-                if len(para.split()) < 20 or para.startswith("="):
-                    continue
-                current.append(para)
-                words += len(para.split())
-                if words >= doc_words:
-                    docs.append((f"wiki{len(docs)}", "\n".join(current)))
-                    current, words = [], 0
-                    if len(docs) == n_docs:
-                        return docs
-    if len(docs) < n_docs:
-        raise SystemExit(f"only {len(docs)} documents of {doc_words} words in WikiText")
-    return docs
+                if not para.strip().startswith("="):
+                    yield "wiki", para.strip()
+    with gzip.open(DATA / "longdocs" / "gutenberg.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            for para in json.loads(line)["text"].split("\n\n"):
+                yield "book", " ".join(para.split())
+
+
+def corpus_documents(n_docs: int, doc_words: int) -> list[tuple[str, str]]:
+    """Documents of about ``doc_words`` words, packed from paragraphs of at least 20 words."""
+    docs, current, words = [], [], 0
+    for source, para in _paragraphs():
+        if len(para.split()) < 20:
+            continue
+        current.append(para)
+        words += len(para.split())
+        if words >= doc_words:
+            docs.append((f"{source}{len(docs)}", "\n".join(current)))
+            current, words = [], 0
+            if len(docs) == n_docs:
+                return docs
+    raise SystemExit(f"only {len(docs)} documents of {doc_words} words in the corpus")
 
 
 def known_item_queries(docs: list[tuple[str, str]], n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     out = []
     for doc_id, text in rng.sample(docs, n):
-        sentences = [s for s in text.replace("\n", " ").split(" . ") if 8 <= len(s.split()) <= 40]
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+| \. ", text.replace("\n", " ")) if 8 <= len(s.split()) <= 40]
         if sentences:
             out.append((doc_id, rng.choice(sentences)))
     return out
@@ -157,7 +167,7 @@ def main() -> None:
 
     lam = LAM()
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "scales": [], "long_files": []}
-    docs = wikitext_documents(max(args.docs), args.doc_words)
+    docs = corpus_documents(max(args.docs), args.doc_words)
     with tempfile.TemporaryDirectory() as tmp:
         index = Index(Path(tmp) / "bench.lam", lam)
         done, seconds = 0, 0.0
