@@ -146,8 +146,7 @@ class Index:
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         meta = _check_metadata(doc_id, metadata)
-        with self.store.transaction():
-            self._encode_batch([(doc_id, file_pieces(path, encoding), meta)], None)
+        self._write_batch([(doc_id, file_pieces(path, encoding), meta)], None)
 
     @_locked
     def index_many(
@@ -186,10 +185,18 @@ class Index:
         with tqdm(total=len(checked), desc="index", unit="doc", disable=not show) as bar:
             for start in range(0, len(checked), batch_size):
                 batch = checked[start : start + batch_size]
-                with self.store.transaction():
-                    self._encode_batch([(d, text_pieces(t), m) for d, t, m in batch], bar)
+                self._write_batch([(d, text_pieces(t), m) for d, t, m in batch], bar)
                 bar.update(len(batch))
         return len(checked)
+
+    def _write_batch(self, batch: list[tuple[str, Iterator[str], dict | None]], bar) -> None:
+        """One transaction; if it does not commit, the in-memory vectors are reloaded from the file."""
+        try:
+            with self.store.transaction():
+                self._encode_batch(batch, bar)
+        except BaseException:
+            self._view.invalidate()
+            raise
 
     @torch.inference_mode()
     def _encode_batch(self, batch: list[tuple[str, Iterator[str], dict | None]], bar) -> None:
