@@ -63,6 +63,22 @@ def book_pieces(piece_chars: int = 1 << 16):
                 yield "\n\n"
 
 
+def in_fresh_process(script: str, flag: str, n: int) -> dict:
+    """Run ``script flag n`` in a new Python process (a clean peak-RSS counter); its last line is JSON."""
+    proc = subprocess.run([sys.executable, script, flag, str(n)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_results(stem: str, result: dict, table: str) -> None:
+    """benchmarks/results/<stem>.json and <stem>.md; the table is printed too."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(table)
+    print(table)
+
+
 def one_size(n_tokens: int) -> dict:
     from lam import LAM
 
@@ -192,15 +208,9 @@ def main() -> None:
     }
     print(result["long_encode"], flush=True)
     for n in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one-size", str(n)], capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(proc.stderr)
-        result["sizes"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        result["sizes"].append(in_fresh_process(__file__, "--one-size", n))
         print(result["sizes"][-1], flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "core.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "core.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("core", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import gzip
 import json
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import DATA, RESULTS, book_pieces, machine, reset_peak_rss, rss_kb
+from bench_core import DATA, book_pieces, in_fresh_process, machine, reset_peak_rss, rss_kb, write_results
 
 
 def _paragraphs():
@@ -196,15 +195,9 @@ def main() -> None:
             print(row, flush=True)
         index.close()
     for n in args.long_tokens:
-        proc = subprocess.run([sys.executable, __file__, "--one-file", str(n)], capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(proc.stderr)
-        result["long_files"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        result["long_files"].append(in_fresh_process(__file__, "--one-file", n))
         print(result["long_files"][-1], flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "retrieval.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("retrieval", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -362,6 +362,15 @@ class LAM:
             out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         return out
 
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weights file this model was loaded from (None: built in memory)."""
+        from lam.persistence import WEIGHTS_FILE, sha256_file
+
+        if self.model_dir is None or not (Path(self.model_dir) / WEIGHTS_FILE).exists():
+            return None
+        return sha256_file(Path(self.model_dir) / WEIGHTS_FILE)
+
     # ------------------------------------------------------------------ retrieval
     def open_index(self, path: str | Path = ":memory:", **kwargs: Any) -> Index:
         """Open (or create) a persistent index on this model; ``index``/``search`` then use it."""

@@ -12,6 +12,11 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 
+def corpus_key(corpus: list[str]) -> tuple[int, int]:
+    """Identifies a corpus, so one scored with two query sets is embedded or indexed once."""
+    return len(corpus), hash(tuple(corpus))
+
+
 class Retriever(ABC):
     name: str
     info: dict
@@ -32,7 +37,7 @@ class DenseEncoder(Retriever):
 
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
         # The last corpus's embeddings are kept: QMSum scores two query sets on one corpus.
-        key = (len(corpus), hash(tuple(corpus)))
+        key = corpus_key(corpus)
         cached = getattr(self, "_corpus_cache", None)
         if cached is None or cached[0] != key:
             cached = (key, self.embed(corpus, "document"))
@@ -51,7 +56,6 @@ class LAMEncoder(DenseEncoder):
     ) -> None:
         """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation)."""
         from lam import LAM
-        from lam.persistence import WEIGHTS_FILE, sha256_file
 
         self.model = LAM(model_path, memory=memory)
         if read_only is not None:
@@ -63,14 +67,13 @@ class LAMEncoder(DenseEncoder):
         default = "lam" if memory is not False else "lam-memory-off"
         self.name = name or (f"lam-{read_only}-only" if read_only else default)
         self.show_progress = show_progress
-        weights = self.model.model_dir / WEIGHTS_FILE
         self.info = {
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
             "memory": self.model.config.memory,
             "reads": read_only or ("both" if self.model.config.memory else "none"),
             "segment_len": self.model.config.segment_len,
-            "weights_sha256": sha256_file(weights) if weights.exists() else None,
+            "weights_sha256": self.model.weights_sha256,
         }
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
@@ -183,7 +186,7 @@ class LAMSearch(Retriever):
     def _index(self, corpus: list[str]):
         from lam.retrieval import Index
 
-        key = (len(corpus), hash(tuple(corpus)))
+        key = corpus_key(corpus)
         if self._corpus_key != key:  # QMSum scores two query sets on one corpus: index it once
             self._engine = Index(":memory:", self.model, weights=self.weights)
             self._engine.index_many([(str(i), t) for i, t in enumerate(corpus)], show_progress_bar=self.show_progress)

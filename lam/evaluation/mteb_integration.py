@@ -37,13 +37,12 @@ class LAMMtebEncoder(AbsEncoder):
 
     def __init__(self, model: Any = None, batch_size: int = 32, name: str | None = None) -> None:
         from lam import LAM
-        from lam.persistence import WEIGHTS_FILE, sha256_file
 
         self.model = model if isinstance(model, LAM) else LAM(model)
         self.batch_size = batch_size
         config = self.model.config
-        model_dir = self.model.model_dir
-        revision = sha256_file(model_dir / WEIGHTS_FILE)[:12] if model_dir is not None else "in-memory"
+        sha = self.model.weights_sha256
+        revision = sha[:12] if sha is not None else "in-memory"
         n_params = sum(p.numel() for p in self.model.model.parameters())
         self.mteb_model_meta = ModelMeta(
             loader=None,

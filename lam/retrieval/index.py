@@ -63,6 +63,12 @@ def _locked(method):
     return wrapper
 
 
+def _unit_means(sums: torch.Tensor, counts: torch.Tensor) -> np.ndarray:
+    """Σ hidden ``[N, D]`` and token counts ``[N]`` → unit-norm mean vectors (float32 numpy)."""
+    means = sums / counts.clamp(min=1).unsqueeze(-1)
+    return torch.nn.functional.normalize(means, dim=-1).float().cpu().numpy()
+
+
 def _check_id(doc_id: Any) -> str:
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError(f"doc_id must be a non-empty str, got {doc_id!r}")
@@ -81,14 +87,6 @@ def _check_metadata(doc_id: str, metadata: Any) -> dict[str, Any] | None:
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata of {doc_id!r} must be a dict or None, got {type(metadata).__name__}")
     return None if metadata is None else dict(metadata)
-
-
-def _weights_sha256(model: LAM) -> str:
-    """The model's weights file hash: an index only accepts vectors from the model that built it."""
-    from lam.persistence import WEIGHTS_FILE, sha256_file
-
-    path = Path(model.model_dir) / WEIGHTS_FILE if model.model_dir is not None else None
-    return sha256_file(path) if path is not None and path.exists() else "unsaved"
 
 
 def _bridge(previous: str) -> str:
@@ -125,7 +123,7 @@ class Index:
         self.weights = weights
         self.batch_size = batch_size
         info = {"model": model.config.name, "dim": str(model.config.hidden_size)}
-        info["weights_sha256"] = _weights_sha256(model)
+        info["weights_sha256"] = model.weights_sha256 or "unsaved"  # an index takes only its model's vectors
         self.store = IndexStore(path, info)
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)
@@ -219,9 +217,7 @@ class Index:
         new_passages: list[tuple[int, int, np.ndarray]] = []
 
         def on_step(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
-            vectors = torch.nn.functional.normalize(sums / counts.clamp(min=1).unsqueeze(-1), dim=-1)
-            vectors = vectors.float().cpu().numpy()
-            for row, vector in zip(rows, vectors):
+            for row, vector in zip(rows, _unit_means(sums, counts)):
                 passage: Passage = pending[row].popleft()
                 bridge = _bridge(previous[row]) if passage.ordinal else ""
                 key = self.store.add_passage(keys[row], passage, bridge, vector)
@@ -234,9 +230,7 @@ class Index:
                 bar.set_postfix(tokens=int(counts.sum()), refresh=False)
 
         iters = [bodies(k, pieces) for k, (_, pieces, _) in enumerate(batch)]
-        sums, counts = pooled_sums(lam.model, lam.segmenter, iters, on_step=on_step)
-        doc_vectors = torch.nn.functional.normalize(sums / counts.clamp(min=1).unsqueeze(-1), dim=-1).float()
-        doc_vectors = doc_vectors.cpu().numpy()
+        doc_vectors = _unit_means(*pooled_sums(lam.model, lam.segmenter, iters, on_step=on_step))
         for k, key in enumerate(keys):
             self.store.finish_document(key, n_tokens[k], n_chars[k], n_passages[k], doc_vectors[k])
         self._view.added(

@@ -63,6 +63,11 @@ def _blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float16).tobytes()
 
 
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """Vectors exactly as they read back from the store (float16 storage, float32 out)."""
+    return np.asarray(vectors, dtype=np.float16).astype(np.float32)
+
+
 def vectors_from_blobs(blobs: list[bytes], dim: int) -> np.ndarray:
     """Stacked float32 vectors of float16 blobs (``[N, dim]``)."""
     if not blobs:

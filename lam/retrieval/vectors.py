@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lam.retrieval.store import IndexStore
+from lam.retrieval.store import IndexStore, as_stored
 
 ANN_CANDIDATES = 256  # passages and documents an HNSW search proposes per query
 
@@ -71,7 +71,6 @@ class DenseView:
             p_docs += [p[1] for p in passages]
             p_vecs += [p[2] for p in passages]
         self._appended = []
-        as_stored = lambda a: np.asarray(a, dtype=np.float16).astype(np.float32)  # noqa: E731 - the store's rounding
         self._doc_keys += doc_keys
         self._doc_ids += doc_ids
         self._doc_vectors = np.concatenate([self._doc_vectors, as_stored(np.concatenate(doc_vecs))])
