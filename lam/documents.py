@@ -7,7 +7,10 @@ sum. Peak memory is O(batch × W), independent of the documents' lengths.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -76,3 +79,62 @@ def pooled_sums(
         for i, u in still:
             current[i] = u
     return sums, counts
+
+
+class _Stopped(Exception):
+    """The caller's ``on_step`` failed: the encoder thread stops at its next step."""
+
+
+def pooled_sums_in_thread(
+    model: LAMModel,
+    segmenter: TextSegmenter,
+    documents: list[Iterator[list[int]]],
+    on_step: Callable[[list[int], torch.Tensor, torch.Tensor], None],
+    executor: ThreadPoolExecutor | None = None,
+    depth: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pooled_sums` on an ``executor``'s thread, with ``on_step`` called on this one.
+
+    For consumers that allocate as they go (the index writes every passage to SQLite): the
+    encoder's tensors then come from their thread's own malloc arena instead of sharing holes
+    with the consumer's long-lived blocks (see :mod:`lam.heap`), and the consumer's work
+    overlaps the next segment. Pass one long-lived single-thread executor for every call so
+    that arena is warmed up once. At most ``depth`` steps wait in between, so memory stays
+    bounded when the consumer is slower. An error on either side stops both and is raised here.
+    """
+    steps: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        if stop.is_set():
+            raise _Stopped
+        steps.put(("step", (rows, sums, counts)))
+
+    def encode() -> None:
+        try:
+            with torch.inference_mode():  # thread-local: the caller's mode does not carry over
+                steps.put(("done", pooled_sums(model, segmenter, documents, on_step=hand_over)))
+        except BaseException as exc:
+            steps.put(("error", exc))
+
+    own = executor is None
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lam-encoder") if own else executor
+    running = executor.submit(encode)
+    try:
+        while True:
+            kind, value = steps.get()
+            if kind == "step":
+                on_step(*value)
+            elif kind == "done":
+                return value
+            else:
+                raise value
+    finally:
+        stop.set()
+        while not running.done():  # unblock a pending put, then let the encoder see ``stop``
+            try:
+                steps.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        if own:
+            executor.shutdown()

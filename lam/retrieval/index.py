@@ -3,6 +3,7 @@
 Indexing runs documents through the streaming encoder segment by segment: every segment is
 a passage whose vector is contextualised by the memory, the document vector is the mean of
 them all (equal to ``LAM.encode``), and each passage's text goes to the FTS5 lexical index.
+The encoder runs on the index's own thread while this one writes (:mod:`lam.heap` says why).
 Searching scores every document by its best passage, its document vector and BM25, fused as
 :mod:`lam.retrieval.fusion` describes, and names the passage where the answer is.
 
@@ -17,6 +18,7 @@ import functools
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lam.documents import pooled_sums
+from lam.documents import pooled_sums_in_thread
+from lam.heap import release_free_memory
 from lam.retrieval.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse, standardise
 from lam.retrieval.lexical import fts_query, query_sentences
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from lam.encoder import LAM
 
 BRIDGE_CHARS = 200  # lexical rows also hold about this much of the passage before
+TRIM_EVERY = 8  # segments between giving freed heap pages back (lam.heap)
 
 
 @dataclass
@@ -128,6 +132,8 @@ class Index:
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)
         self._lock = threading.RLock()
+        # the encoder runs on this thread while SQLite writes on the caller's (pooled_sums_in_thread)
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lam-index-encoder")
 
     # ------------------------------------------------------------------ writing
     def index(self, doc_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
@@ -215,6 +221,7 @@ class Index:
             pending.append(deque())
             previous.append("")
         new_passages: list[tuple[int, int, np.ndarray]] = []
+        steps = [0]
 
         def on_step(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
             for row, vector in zip(rows, _unit_means(sums, counts)):
@@ -226,11 +233,14 @@ class Index:
                 n_chars[row] = passage.end
                 n_tokens[row] += passage.n_tokens
                 n_passages[row] += 1
+            steps[0] += 1
+            if steps[0] % TRIM_EVERY == 0:
+                release_free_memory()  # see lam.heap: else the heap grows with the document
             if bar is not None:
                 bar.set_postfix(tokens=int(counts.sum()), refresh=False)
 
         iters = [bodies(k, pieces) for k, (_, pieces, _) in enumerate(batch)]
-        doc_vectors = _unit_means(*pooled_sums(lam.model, lam.segmenter, iters, on_step=on_step))
+        doc_vectors = _unit_means(*pooled_sums_in_thread(lam.model, lam.segmenter, iters, on_step, self._encoder))
         for k, key in enumerate(keys):
             self.store.finish_document(key, n_tokens[k], n_chars[k], n_passages[k], doc_vectors[k])
         self._view.added(
@@ -374,6 +384,7 @@ class Index:
 
     @_locked
     def close(self) -> None:
+        self._encoder.shutdown()
         self.store.close()
 
     def __enter__(self) -> Index:
