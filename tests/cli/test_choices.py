@@ -15,6 +15,6 @@ def test_distill_stages_match_the_trainer():
 
 
 def test_eval_encoders_match_the_runner():
-    from lam.evaluation.runner import ABLATIONS, ENCODERS
+    from lam.evaluation.runner import ABLATIONS, ENCODERS, QUANTIZED
 
-    assert set(_choices(eval_command, "encoders")) == set(ENCODERS + ABLATIONS)
+    assert set(_choices(eval_command, "encoders")) == set(ENCODERS + ABLATIONS + QUANTIZED)
