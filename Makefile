@@ -26,6 +26,7 @@ test: install-dev lint
 
 bench: install-dev
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/int8_variants.py
 	$(PY) benchmarks/bench_retrieval.py
 
 eval: install-dev

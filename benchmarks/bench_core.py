@@ -327,6 +327,12 @@ def markdown(result: dict) -> str:
             + (f"{q['tokens_per_s']:,.0f} | {q['peak_rss_growth_mb']:.1f} | " if q else "— | — | ")
             + (f"{c['seconds']:.1f} | {c['tokens_per_s']:,.0f} |" if c else "— | — |")
         )
+    if result.get("long_encode"):
+        r = result["long_encode"]
+        lines += [
+            "",
+            f"`encode` on one {r['tokens']:,}-token string: {r['seconds']:.1f} s, {r['tokens_per_s']:,.0f} tokens/s.",
+        ]
     for label, fit in result["fits"].items():
         lines.append("")
         lines.append(
