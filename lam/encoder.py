@@ -53,8 +53,8 @@ class LAM:
     :param memory: override the weights' config: False runs the windowed teacher only.
     :param segment_len: override W, the tokens per segment (≤ 512).
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
-    :param quantize: "int8" for int8 dynamic quantisation of the transformer Linears (CPU;
-        faster, embeddings within about 0.98 cosine of float32; :mod:`lam.quantization`).
+    :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
+        unchanged; :mod:`lam.quantization` says which Linears and why).
 
     >>> model = LAM()
     >>> model.encode(["A cat sits.", "A dog runs."]).shape

@@ -7,8 +7,8 @@ the memory's projections, norms) stays float32, so the recurrence itself is unch
 
 Why only the attention: one activation scale per tensor cannot cover the FFN's outlier channels.
 ``benchmarks/int8_variants.py`` quantises each set of Linears and keeps the largest whose STS-B
-*train* loss is at most 0.1 points; all six Linears run 3.5× float32 but lose 0.45 on train
-and over 1 point on test, the attention alone loses 0.06 on train. ``lam eval --encoder
+*train* loss is at most 0.1 points. Measured here: all six Linears run 3.2× float32 but lose
+0.47 on train and 1.30 on test; the attention alone loses 0.07 on train and nothing on test. ``lam eval --encoder
 lam-int8`` reports the STS cost (the bound: 0.5 points on STS-B test), ``bench_core.py`` the speed.
 
 Dynamic activation scales depend on the whole batch, so an int8 embedding can differ slightly

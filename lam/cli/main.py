@@ -20,6 +20,15 @@ def _model_options(f):
     return f
 
 
+def _quantize_option(f):
+    return click.option(
+        "--quantize",
+        type=click.Choice(["int8"]),
+        default=None,
+        help="int8: the attention's Linears on int8 kernels (CPU, faster; an index remembers which model built it)",
+    )(f)
+
+
 @click.group()
 @click.version_option(package_name="lam")
 def cli() -> None:
@@ -45,6 +54,7 @@ def cli() -> None:
 @click.option("--normalize/--no-normalize", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @_model_options
+@_quantize_option
 def encode(
     inputs,
     output,
@@ -59,6 +69,7 @@ def encode(
     progress,
     model_path,
     device,
+    quantize,
 ) -> None:
     """Embed texts from files, folders, stdin (-) or JSON Lines.
 
@@ -75,7 +86,7 @@ def encode(
     if output is not None and output.suffix not in (".npy", ".jsonl"):
         raise click.UsageError("--output must end in .npy or .jsonl")
     try:
-        model = LAM(model_path, device=device, max_tokens=max_tokens)
+        model = LAM(model_path, device=device, max_tokens=max_tokens, quantize=quantize)
     except LAMError as err:
         raise click.ClickException(str(err)) from err
     show = sys.stderr.isatty() if progress is None else progress
@@ -141,13 +152,13 @@ _INDEX_OPTION = click.option(
 )
 
 
-def _open_index(index_path: str, model_path: str | None, device: str | None, must_exist: bool):
+def _open_index(index_path: str, model_path: str | None, device: str | None, quantize: str | None, must_exist: bool):
     from lam import LAM, Index, LAMError
 
     if must_exist and not Path(index_path).is_file():
         raise click.ClickException(f"no index at {index_path} (build one with `lam index`)")
     try:
-        return Index(index_path, LAM(model_path, device=device))
+        return Index(index_path, LAM(model_path, device=device, quantize=quantize))
     except LAMError as err:
         raise click.ClickException(str(err)) from err
 
@@ -162,7 +173,10 @@ def _open_index(index_path: str, model_path: str | None, device: str | None, mus
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="documents per commit")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @_model_options
-def index_command(inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device):
+@_quantize_option
+def index_command(
+    inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device, quantize
+):
     """Add documents of any length to a persistent index (an id indexed again is replaced).
 
     \b
@@ -172,7 +186,7 @@ def index_command(inputs, index_path, lines, jsonl, text_field, pattern, batch_s
     """
     from tqdm.auto import tqdm
 
-    index = _open_index(index_path, model_path, device, must_exist=False)
+    index = _open_index(index_path, model_path, device, quantize, must_exist=False)
     show = sys.stderr.isatty() if progress is None else progress
     sources = list(iter_sources(inputs, lines, jsonl, text_field, pattern))
     bar = tqdm(total=len(sources), unit="doc", disable=not show, desc="lam index", file=sys.stderr)
@@ -246,7 +260,8 @@ def _highlight(text: str, words: set[str], width: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per hit")
 @click.option("--full", is_flag=True, help="print whole passages (default: 400 characters around the match)")
 @_model_options
-def search_command(query, index_path, top_k, as_json, full, model_path, device):
+@_quantize_option
+def search_command(query, index_path, top_k, as_json, full, model_path, device, quantize):
     """Rank indexed documents for a query; show where in each the answer is.
 
     \b
@@ -256,7 +271,7 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device):
 
     if not query.strip():
         raise click.BadParameter("the query is empty")
-    index = _open_index(index_path, model_path, device, must_exist=True)
+    index = _open_index(index_path, model_path, device, quantize, must_exist=True)
     hits = index.search(query, top_k=top_k)
     index.close()
     if as_json:

@@ -44,3 +44,16 @@ def test_search_errors_are_clear(tmp_path):
     assert bad.read_bytes() == b"not sqlite at all" * 64
     empty = CliRunner().invoke(cli, ["search", "  ", "--index", str(bad)])
     assert empty.exit_code != 0 and "empty" in empty.output
+
+
+def test_quantized_index_is_its_own_and_refuses_the_float_model(tmp_path):
+    doc = tmp_path / "note.txt"
+    doc.write_text("The meeting moved the launch to March because the supplier was late. " * 5)
+    index = tmp_path / "q.lam"
+    built = CliRunner().invoke(cli, ["index", str(doc), "--index", str(index), "--quantize", "int8", "--no-progress"])
+    assert built.exit_code == 0, built.output
+    query = "why was the launch moved?"
+    found = CliRunner().invoke(cli, ["search", query, "--index", str(index), "--quantize", "int8"])
+    assert found.exit_code == 0 and "note.txt" in found.output
+    mixed = CliRunner().invoke(cli, ["search", "launch", "--index", str(index)])  # float vectors, int8 index
+    assert mixed.exit_code != 0 and "weights_sha256" in mixed.output
