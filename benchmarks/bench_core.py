@@ -8,7 +8,8 @@ Writes benchmarks/results/core.{json,md,png}. In one run, with the same threads:
 * short: the STS-B test sentences at batch 32 and 128, sentences/s of LAM (fp32 and int8) and
   ``SentenceTransformer(all-MiniLM-L6-v2)``, and the ratio;
 * medium: 256- and 512-token documents, tokens/s, the same three (sentence-transformers with
-  ``max_seq_length`` 512 so that it reads every token too);
+  ``max_seq_length`` 512, so it reads every token of the 256-token ones and 510 of the 512:
+  its limit counts [CLS] and [SEP]; LAM reads a 512-token text as three segments);
 * long: one streamed text of 1K, 10K, 100K and 1M tokens, each size in a fresh process
   (``--one-size N``): the kernel's peak-RSS counter (VmHWM) is reset after the model is loaded
   and warmed up, and the growth is the new peak minus the RSS then; seconds against tokens are
