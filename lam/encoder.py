@@ -55,6 +55,8 @@ class LAM:
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
+    :param backend: "onnx" runs texts of one segment (≤ W − 2 tokens) on ONNX Runtime, about
+        2× faster on short text with the same embeddings (the ``onnx`` extra; CPU, float32).
 
     >>> model = LAM()
     >>> model.encode(["A cat sits.", "A dog runs."]).shape
@@ -71,6 +73,7 @@ class LAM:
         segment_len: int | None = None,
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
+        backend: str = "torch",
         revision: str | None = None,
         cache_folder: str | None = None,
         local_files_only: bool = False,
@@ -93,6 +96,7 @@ class LAM:
         load_state_into(model, state, model_dir)
         self.model_dir: Path | None = model_dir  # where the weights came from (None: built in memory)
         self._init(model, tokenizer, str(model_name_or_path or model_dir), device, max_tokens, prompts, quantize)
+        self.set_backend(backend)
 
     def _init(self, model, tokenizer, source, device, max_tokens, prompts, quantize=None) -> None:
         self.model = model.eval()
@@ -118,6 +122,22 @@ class LAM:
             quantize_model(self.model, quantize)
         self._stats = {"texts": 0, "tokens": 0, "segments": 0, "seconds": 0.0}
         self._index: Index | None = None  # made on first use (in memory) or by open_index
+        self.backend, self._onnx = "torch", None
+
+    def set_backend(self, backend: str) -> LAM:
+        """ "torch" (default) or "onnx": one-segment texts on ONNX Runtime (:mod:`lam.onnx_segment`)."""
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if backend == "onnx":
+            if self._device.type != "cpu" or self.quantize is not None:
+                raise ValueError("backend='onnx' runs the float model on CPU (no device, no quantize)")
+            from lam.onnx_segment import OnnxSegment
+
+            self._onnx = OnnxSegment(self.model, self.weights_sha256)
+        else:
+            self._onnx = None
+        self.backend = backend
+        return self
 
     @classmethod
     def from_model(
@@ -174,6 +194,8 @@ class LAM:
         return dev
 
     def to(self, device: str | torch.device) -> LAM:
+        if self.backend == "onnx" and torch.device(device).type != "cpu":
+            raise ValueError("backend='onnx' runs on CPU; set_backend('torch') first")
         self._device = self._check_device(device)
         self.model.to(self._device)
         return self
@@ -283,8 +305,12 @@ class LAM:
             bodies: list[list[int] | None] = [None] * len(batch)
             for j, ids in zip(short, self.segmenter.body_ids_batch([batch[j] for j in short]) if short else []):
                 bodies[j] = ids
-            docs = [self._document_iterator(t, b, max_tokens) for t, b in zip(batch, bodies)]
-            sums, counts = self._pooled(docs, bar)
+            one = self._one_segment_bodies(bodies, max_tokens) if self._onnx is not None else None
+            if one is not None:
+                sums, counts = self._onnx_pooled(one)  # one segment each: no memory to read
+            else:
+                docs = [self._document_iterator(t, b, max_tokens) for t, b in zip(batch, bodies)]
+                sums, counts = self._pooled(docs, bar)
             emb = sums / counts.clamp(min=1).unsqueeze(-1)
             if dim is not None:
                 emb = emb[:, :dim]
@@ -316,6 +342,19 @@ class LAM:
             bar.set_postfix(tokens=self._stats["tokens"])  # redraws: one huge text still shows progress
 
         return pooled_sums(self.model, self.segmenter, docs, on_segment=on_segment)
+
+    def _one_segment_bodies(self, bodies: list[list[int] | None], max_tokens: int | None) -> list[list[int]] | None:
+        """The batch's bodies when every text is one segment (after ``max_tokens``), else None."""
+        if any(b is None for b in bodies):
+            return None
+        cut = [b[:max_tokens] if max_tokens is not None else b for b in bodies]
+        return cut if all(len(b) <= self.segmenter.body_len for b in cut) else None
+
+    def _onnx_pooled(self, bodies: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.segmenter.frame(bodies)
+        self._stats["tokens"] += int(mask.sum())
+        self._stats["segments"] += 1
+        return self._onnx.pooled_sums(ids, mask)
 
     def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> Embeddings:
         """``encode`` with the "query" prompt when one is configured."""

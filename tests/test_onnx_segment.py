@@ -1,0 +1,51 @@
+"""``LAM(backend="onnx")``: one-segment texts on ONNX Runtime, everything else on torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lam import LAM
+from tests.conftest import open_gates
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAM_CACHE", str(tmp_path_factory.mktemp("lam-cache")))
+    yield
+    mp.undo()
+
+
+def test_short_texts_match_torch_and_the_export_is_cached(cache, shipped_lam):
+    onnx = LAM(backend="onnx")
+    texts = ["A man is playing a guitar.", "", "The stock market fell sharply today.", "ok"]
+    got, want = onnx.encode(texts), shipped_lam.encode(texts)
+    assert got.shape == (4, 384) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    again = LAM(backend="onnx")
+    assert again._onnx.path == onnx._onnx.path and onnx._onnx.path.exists()  # exported once per weights
+
+
+def test_mixed_lengths_with_an_open_memory_match_torch(cache, long_text):
+    torch_lam = LAM(segment_len=64)
+    open_gates(torch_lam.model)  # long texts read the memory: they must stay on torch
+    onnx_lam = LAM(segment_len=64)
+    open_gates(onnx_lam.model)
+    onnx_lam.set_backend("onnx")
+    texts = ["a short sentence.", long_text, "another short one here.", long_text[:500], "x"]
+    for batch_size in (1, 2, 8):
+        np.testing.assert_allclose(
+            onnx_lam.encode(texts, batch_size=batch_size), torch_lam.encode(texts, batch_size=batch_size), atol=2e-6
+        )
+    np.testing.assert_allclose(onnx_lam.encode(texts, max_tokens=20), torch_lam.encode(texts, max_tokens=20), atol=2e-6)
+
+
+def test_bad_backends_are_clear_errors():
+    with pytest.raises(ValueError, match="backend must be"):
+        LAM(backend="tensorrt")
+    with pytest.raises(ValueError, match="no device, no quantize"):
+        LAM(quantize="int8", backend="onnx")
