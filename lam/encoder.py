@@ -125,7 +125,10 @@ class LAM:
         self.backend, self._onnx = "torch", None
 
     def set_backend(self, backend: str) -> LAM:
-        """ "torch" (default) or "onnx": one-segment texts on ONNX Runtime (:mod:`lam.onnx_segment`)."""
+        """ "torch" (default) or "onnx": one-segment texts on ONNX Runtime (:mod:`lam.onnx_segment`).
+
+        The exported graph holds the weights as they are now: call this again after changing them.
+        """
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if backend == "onnx":
