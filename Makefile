@@ -28,6 +28,8 @@ bench: install-dev
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/int8_variants.py
 	$(PY) benchmarks/bench_retrieval.py
+	$(PY) benchmarks/bench_server.py
+	$(PY) benchmarks/bench_ray.py
 
 eval: install-dev
 	lam eval --out results --name eval

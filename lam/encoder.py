@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from lam.embedding_precision import PRECISIONS, quantize_embeddings
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
-from lam.tokenization import TextSegmenter
+from lam.tokenization import TextSegmenter, check_unicode
 
 if TYPE_CHECKING:
     from lam.retrieval import Hit, Index
@@ -31,7 +31,7 @@ _PROGRESS_MIN_CHARS = 1_000_000  # show_progress_bar=None: show a bar for work t
 def _check_texts(sentences: Any) -> tuple[list[str], bool]:
     """Validate the input; returns (texts, was_single_string)."""
     if isinstance(sentences, str):
-        return [sentences], True
+        return [check_unicode(sentences, "the text")], True
     if sentences is None:
         raise TypeError("sentences must be a str or a list of str, got None")
     if isinstance(sentences, (bytes, dict)) or not isinstance(sentences, Iterable):
@@ -40,6 +40,7 @@ def _check_texts(sentences: Any) -> tuple[list[str], bool]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"sentences[{i}] is {type(text).__name__}, expected str")
+        check_unicode(text, f"sentences[{i}]")
     return texts, False
 
 
@@ -297,17 +298,9 @@ class LAM:
         if show_progress_bar is None:
             show_progress_bar = total_chars > _PROGRESS_MIN_CHARS and sys.stderr.isatty()
         started = time.perf_counter()
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         bar = tqdm(total=len(texts), unit="text", disable=not show_progress_bar, desc="Encoding")
         tokens_before = self._stats["tokens"]
-        piece = self.segmenter.piece_chars
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size].tolist()
-            batch = [texts[i] for i in idx]
-            short = [j for j, t in enumerate(batch) if len(t) <= piece]
-            bodies: list[list[int] | None] = [None] * len(batch)
-            for j, ids in zip(short, self.segmenter.body_ids_batch([batch[j] for j in short]) if short else []):
-                bodies[j] = ids
+        for idx, batch, bodies in self._length_batches(texts, batch_size):
             one = self._one_segment_bodies(bodies, max_tokens) if self._onnx is not None else None
             if one is not None:
                 sums, counts = self._onnx_pooled(one)  # one segment each: no memory to read
@@ -335,6 +328,35 @@ class LAM:
             return embeddings[0] if single else list(embeddings)
         array = embeddings.numpy()
         return array[0] if single else array
+
+    def _length_batches(
+        self, texts: list[str], batch_size: int, window_batches: int = 16, window_chars: int = 1 << 21
+    ) -> Iterator[tuple[list[int], list[str], list[list[int] | None]]]:
+        """(input positions, texts, token ids or None) per batch, batches of similar token length.
+
+        Texts go longest (in characters) first, in windows of up to ``window_batches`` batches
+        or ``window_chars`` characters; a window's short texts are tokenised in one call and
+        re-sorted by token count, so a batch pads little: on the STS-B test sentences at batch 32,
+        sorting by characters alone ran 32% more positions than there are tokens, this 4%.
+        Texts over ``piece_chars`` are left to the streaming tokeniser (None) and come first in
+        their window.
+        """
+        order = np.argsort([-len(t) for t in texts], kind="stable").tolist()
+        piece = self.segmenter.piece_chars
+        start = 0
+        while start < len(order):
+            end, chars = start, 0
+            while end < len(order) and end - start < batch_size * window_batches and chars < window_chars:
+                chars += len(texts[order[end]])
+                end += 1
+            window = order[start:end]
+            short = [i for i in window if len(texts[i]) <= piece]
+            bodies = dict(zip(short, self.segmenter.body_ids_batch([texts[i] for i in short]))) if short else {}
+            window.sort(key=lambda i: -len(bodies[i]) if i in bodies else -len(texts[i]))  # stable
+            for b in range(0, len(window), batch_size):
+                idx = window[b : b + batch_size]
+                yield idx, [texts[i] for i in idx], [bodies.get(i) for i in idx]
+            start = end
 
     def _pooled(self, docs: list[Iterator[list[int]]], bar) -> tuple[torch.Tensor, torch.Tensor]:
         from lam.documents import pooled_sums

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from lam.layers import masked_sum
-from lam.tokenization import IncrementalTokenizer
+from lam.tokenization import IncrementalTokenizer, check_unicode
 
 if TYPE_CHECKING:
     from lam.encoder import LAM
@@ -68,6 +68,7 @@ class LAMStream:
         """Add the next piece of the text (any split point, even inside a word)."""
         if not isinstance(text, str):
             raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        check_unicode(text, "the piece fed")
         self._take(self._tokenizer.feed(text))
         body_len = self._lam.segmenter.body_len
         while len(self._pending) >= body_len:

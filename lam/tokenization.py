@@ -26,6 +26,20 @@ from tokenizers import Tokenizer
 _LAST_WHITESPACE = re.compile(r"[ \t\n\r](?=[^ \t\n\r]*\Z)")
 
 
+def check_unicode(text: str, what: str = "text") -> str:
+    """``text`` if it is valid Unicode; else a ValueError naming ``what`` and the position.
+
+    A str can hold lone surrogates (JSON's ``"\\ud800"`` decodes to one) that no encoding can
+    represent; the Rust tokeniser would fail on them with a bare TypeError.
+    """
+    if not text.isascii():  # fast path: ASCII is always valid
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{what} is not valid Unicode: a lone surrogate at character {err.start}") from None
+    return text
+
+
 class IncrementalTokenizer:
     """Feed text fragments, get the ids of every word completed so far."""
 

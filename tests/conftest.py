@@ -64,6 +64,12 @@ def tiny_lam() -> LAM:
 
 
 @pytest.fixture(scope="session")
+def tiny_lam_session() -> LAM:
+    """A tiny LAM shared by many examples (hypothesis): tests must not change it."""
+    return make_tiny_lam()
+
+
+@pytest.fixture(scope="session")
 def shipped_lam() -> LAM:
     return LAM()
 

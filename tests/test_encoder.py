@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lam import LAM
 from tests.conftest import make_tiny_lam
@@ -179,3 +181,44 @@ def test_a_memory_nobody_reads_is_skipped_without_changing_outputs(long_text):
     np.testing.assert_allclose(lam.encode(long_text), reference, atol=1e-5)
     lam.model.layers[0].attention.memory.read_gate.data[0] = 0.1
     assert lam.model.memory_is_read()
+
+
+_FUZZ_TEXT = st.text(max_size=300) | st.sampled_from(["\ud800", "a\udfffb", "\x00" * 3, "🙂" * 200, "[CLS]" * 50])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sentences=_FUZZ_TEXT
+    | st.lists(_FUZZ_TEXT, max_size=6)
+    | st.lists(st.none() | st.integers() | st.binary(max_size=5) | _FUZZ_TEXT, min_size=1, max_size=4)
+    | st.none()
+    | st.integers()
+    | st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+    batch_size=st.integers(1, 8),
+)
+def test_fuzzed_encode_returns_unit_rows_or_a_clear_error(tiny_lam_session, sentences, batch_size):
+    """Any input: either (N, D) finite unit rows, or TypeError/ValueError naming the problem."""
+    try:
+        out = tiny_lam_session.encode(sentences, batch_size=batch_size)
+    except (TypeError, ValueError) as err:
+        assert str(err)
+        return
+    rows = np.atleast_2d(out)
+    n = 1 if isinstance(sentences, str) else len(sentences)
+    assert rows.shape == (n, tiny_lam_session.get_sentence_embedding_dimension()) and rows.dtype == np.float32
+    assert np.isfinite(rows).all() and np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+
+
+def test_length_batches_cover_every_text_once_sorted_by_tokens(tiny_lam):
+    texts = ["the cat " * n for n in (3, 1, 7, 2, 9, 4, 4, 0, 5)] + ["dog " * 20_000]  # the last: over piece_chars
+    tiny_lam.segmenter.piece_chars = 1000
+    batches = list(tiny_lam._length_batches(texts, batch_size=3, window_batches=2))
+    seen = [i for idx, _, _ in batches for i in idx]
+    assert sorted(seen) == list(range(len(texts)))
+    for idx, batch, bodies in batches:
+        assert batch == [texts[i] for i in idx]
+        for i, body in zip(idx, bodies):
+            assert (body is None) == (i == len(texts) - 1)  # long texts are left to the stream
+    window = [i for idx, _, _ in batches[:2] for i in idx]  # the first window: 6 texts
+    counts = [len(tiny_lam.segmenter.body_ids_batch([texts[i]])[0]) for i in window]
+    assert counts[0] == 20_000 and counts[1:] == sorted(counts[1:], reverse=True)

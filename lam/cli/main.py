@@ -20,13 +20,32 @@ def _model_options(f):
     return f
 
 
-def _quantize_option(f):
-    return click.option(
+def _runtime_options(f):
+    """--quantize and --backend: how the model runs (every command that embeds takes them)."""
+    f = click.option(
+        "--backend",
+        type=click.Choice(["torch", "onnx"]),
+        default="torch",
+        show_default=True,
+        help="onnx: one-segment texts (≤ 254 tokens) on ONNX Runtime, about 2x on CPU (needs lam[onnx])",
+    )(f)
+    f = click.option(
         "--quantize",
         type=click.Choice(["int8"]),
         default=None,
         help="int8: the attention's Linears on int8 kernels (CPU, faster; an index remembers which model built it)",
     )(f)
+    return f
+
+
+def _load_model(model_path: str | None, device: str | None, quantize: str | None, backend: str, **kwargs):
+    """``LAM(...)``, with LAM's own errors (bad weights, bad option mixes) as clean CLI errors."""
+    from lam import LAM, LAMError
+
+    try:
+        return LAM(model_path, device=device, quantize=quantize, backend=backend, **kwargs)
+    except (LAMError, ValueError, ImportError) as err:
+        raise click.ClickException(str(err)) from err
 
 
 @click.group()
@@ -54,7 +73,7 @@ def cli() -> None:
 @click.option("--normalize/--no-normalize", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @_model_options
-@_quantize_option
+@_runtime_options
 def encode(
     inputs,
     output,
@@ -70,6 +89,7 @@ def encode(
     model_path,
     device,
     quantize,
+    backend,
 ) -> None:
     """Embed texts from files, folders, stdin (-) or JSON Lines.
 
@@ -81,14 +101,9 @@ def encode(
     """
     from tqdm.auto import tqdm
 
-    from lam import LAM, LAMError
-
     if output is not None and output.suffix not in (".npy", ".jsonl"):
         raise click.UsageError("--output must end in .npy or .jsonl")
-    try:
-        model = LAM(model_path, device=device, max_tokens=max_tokens, quantize=quantize)
-    except LAMError as err:
-        raise click.ClickException(str(err)) from err
+    model = _load_model(model_path, device, quantize, backend, max_tokens=max_tokens)
     show = sys.stderr.isatty() if progress is None else progress
     sources = list(iter_sources(inputs, lines, jsonl, text_field, pattern))
     bar = tqdm(total=len(sources), unit="text", disable=not show, desc="lam encode", file=sys.stderr)
@@ -152,13 +167,16 @@ _INDEX_OPTION = click.option(
 )
 
 
-def _open_index(index_path: str, model_path: str | None, device: str | None, quantize: str | None, must_exist: bool):
-    from lam import LAM, Index, LAMError
+def _open_index(
+    index_path: str, model_path: str | None, device: str | None, quantize: str | None, backend: str, must_exist: bool
+):
+    from lam import Index, LAMError
 
     if must_exist and not Path(index_path).is_file():
         raise click.ClickException(f"no index at {index_path} (build one with `lam index`)")
+    model = _load_model(model_path, device, quantize, backend)
     try:
-        return Index(index_path, LAM(model_path, device=device, quantize=quantize))
+        return Index(index_path, model)
     except LAMError as err:
         raise click.ClickException(str(err)) from err
 
@@ -173,9 +191,9 @@ def _open_index(index_path: str, model_path: str | None, device: str | None, qua
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="documents per commit")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @_model_options
-@_quantize_option
+@_runtime_options
 def index_command(
-    inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device, quantize
+    inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device, quantize, backend
 ):
     """Add documents of any length to a persistent index (an id indexed again is replaced).
 
@@ -186,7 +204,7 @@ def index_command(
     """
     from tqdm.auto import tqdm
 
-    index = _open_index(index_path, model_path, device, quantize, must_exist=False)
+    index = _open_index(index_path, model_path, device, quantize, backend, must_exist=False)
     show = sys.stderr.isatty() if progress is None else progress
     sources = list(iter_sources(inputs, lines, jsonl, text_field, pattern))
     bar = tqdm(total=len(sources), unit="doc", disable=not show, desc="lam index", file=sys.stderr)
@@ -260,8 +278,8 @@ def _highlight(text: str, words: set[str], width: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per hit")
 @click.option("--full", is_flag=True, help="print whole passages (default: 400 characters around the match)")
 @_model_options
-@_quantize_option
-def search_command(query, index_path, top_k, as_json, full, model_path, device, quantize):
+@_runtime_options
+def search_command(query, index_path, top_k, as_json, full, model_path, device, quantize, backend):
     """Rank indexed documents for a query; show where in each the answer is.
 
     \b
@@ -271,7 +289,7 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device, 
 
     if not query.strip():
         raise click.BadParameter("the query is empty")
-    index = _open_index(index_path, model_path, device, quantize, must_exist=True)
+    index = _open_index(index_path, model_path, device, quantize, backend, must_exist=True)
     hits = index.search(query, top_k=top_k)
     index.close()
     if as_json:
@@ -465,6 +483,211 @@ def distill(
     )
     path = train(cfg, model_path=model_path, resume=resume, progress=progress)
     click.echo((path / "summary.json").read_text())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--index",
+    "index_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="index file for /v1/index, /v1/search and /v1/documents (created if missing; default: none)",
+)
+@click.option(
+    "--api-key",
+    envvar="LAM_API_KEY",
+    default=None,
+    help="require 'Authorization: Bearer KEY' (prefer the LAM_API_KEY variable: arguments show in ps)",
+)
+@click.option("--output-dim", default=None, type=click.IntRange(min=1), help="dimensions when a request names none")
+@click.option("--max-items", default=2048, show_default=True, type=click.IntRange(min=1), help="inputs per request")
+@click.option("--max-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1), help="bytes per request")
+@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1), help="texts per model call")
+@click.option("--max-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0), help="batching wait")
+@click.option(
+    "--queue-size", default=256, show_default=True, type=click.IntRange(min=1), help="waiting requests (503 beyond)"
+)
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="one log line per request")
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+@_model_options
+@_runtime_options
+def serve(
+    host,
+    port,
+    index_path,
+    api_key,
+    output_dim,
+    max_items,
+    max_bytes,
+    max_batch,
+    max_wait_ms,
+    queue_size,
+    access_log,
+    log_level,
+    model_path,
+    device,
+    quantize,
+    backend,
+) -> None:
+    """An OpenAI-compatible embeddings server (needs lam[server]).
+
+    \b
+    lam serve --port 8000 --index docs.lam --backend onnx
+    curl localhost:8000/v1/embeddings -H 'Content-Type: application/json' -d '{"input": ["hello"]}'
+    """
+    try:
+        import uvicorn
+
+        from lam.server import ServerLimits, create_app
+    except ImportError as err:
+        raise click.ClickException(f"lam serve needs the server extra: pip install 'lam[server]' ({err})") from err
+    limits = ServerLimits(max_items, max_bytes, max_batch, max_wait_ms, queue_size)
+    if index_path:
+        index = _open_index(index_path, model_path, device, quantize, backend, must_exist=False)
+        model = index.model
+    else:
+        index, model = None, _load_model(model_path, device, quantize, backend)
+    try:
+        app = create_app(model, index, api_key=api_key or None, limits=limits, default_dimensions=output_dim)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    auth = "required" if api_key else "off"
+    click.echo(f"lam serve: http://{host}:{port} (index: {index_path or 'none'}; API key: {auth})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1)
+@click.option("--lines", is_flag=True, help="one text per line (plain files and stdin)")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--texts", "n_texts", default=2000, show_default=True, type=click.IntRange(min=1), help="synthetic texts")
+@click.option("--long-tokens", default=100_000, show_default=True, type=click.IntRange(min=0), help="0: skip")
+@click.option("--output-dim", default=None, type=click.IntRange(min=1), help="Matryoshka truncation")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JSON")
+@_model_options
+@_runtime_options
+def bench(inputs, lines, batch_size, n_texts, long_tokens, output_dim, output, model_path, device, quantize, backend):
+    """How fast is LAM here, with these options? (The full comparison is `make bench`.)
+
+    \b
+    lam bench                                  # synthetic sentences + one 100K-token text
+    lam bench --backend onnx --quantize int8   # fails: onnx runs the float model
+    lam bench notes.txt --lines --long-tokens 0
+    """
+    from lam.evaluation.throughput import measure_long_text, measure_texts, synthetic_sentences
+
+    model = _load_model(model_path, device, quantize, backend)
+    if inputs:
+        texts = [
+            s.text if s.path is None else s.path.read_text(encoding="utf-8")
+            for s in iter_sources(inputs, lines, None, "text", "*.txt")
+        ]
+    else:
+        texts = synthetic_sentences(model, n_texts)
+    if not texts:
+        raise click.ClickException("no texts to time")
+    result = {"options": {"quantize": quantize, "backend": backend, "device": str(model.device)}}
+    result["texts"] = measure_texts(model, texts, batch_size=batch_size, output_dim=output_dim)
+    if long_tokens:
+        result["long_text"] = measure_long_text(model, long_tokens)
+    text = json.dumps(result, indent=2)
+    if output is not None:
+        output.write_text(text + "\n")
+    click.echo(text)
+
+
+@cli.command(name="embed-corpus")
+@click.argument("source", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="a new folder for Parquet")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="LAM actors (default: one per CPU)")
+@click.option("--cpus-per-worker", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--gpus-per-worker", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="texts per forward")
+@click.option("--rows-per-call", default=64, show_default=True, type=click.IntRange(min=1), help="rows per actor call")
+@click.option("--output-dim", default=None, type=click.IntRange(min=1), help="Matryoshka truncation")
+@click.option("--passages", is_flag=True, help="also write text and passage vectors, for `lam import-corpus`")
+@click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
+@_model_options
+@_runtime_options
+def embed_corpus_command(
+    source,
+    output,
+    text_field,
+    id_field,
+    workers,
+    cpus_per_worker,
+    gpus_per_worker,
+    batch_size,
+    rows_per_call,
+    output_dim,
+    passages,
+    address,
+    model_path,
+    device,
+    quantize,
+    backend,
+) -> None:
+    """Embed a corpus on a Ray cluster (needs lam[ray]): Parquet rows id, embedding, tokens.
+
+    \b
+    lam embed-corpus corpus.jsonl -o vectors/               # local Ray, one LAM per CPU
+    lam embed-corpus s3://bucket/docs/ -o out/ --address auto --passages
+    """
+    try:
+        import ray
+
+        from lam.distributed import embed_corpus
+    except ImportError as err:
+        raise click.ClickException(f"lam embed-corpus needs Ray Data: pip install 'lam[ray]' ({err})") from err
+    if device not in (None, "cpu") and not gpus_per_worker:
+        raise click.UsageError("workers run on CPU unless --gpus-per-worker is set")
+    if address:
+        ray.init(address=address)
+    try:
+        result = embed_corpus(
+            list(source) if len(source) > 1 else source[0],
+            output,
+            model=model_path,
+            text_field=text_field,
+            id_field=id_field,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            batch_size=batch_size,
+            rows_per_call=rows_per_call,
+            quantize=quantize,
+            backend=backend,
+            output_dim=output_dim,
+            passages=passages,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps(result))
+
+
+@cli.command(name="import-corpus")
+@click.argument("output", type=click.Path(exists=True, file_okay=False))
+@_INDEX_OPTION
+@_model_options
+@_runtime_options
+def import_corpus_command(output, index_path, model_path, device, quantize, backend) -> None:
+    """Load an `lam embed-corpus --passages` result into a persistent index (no re-encoding)."""
+    from lam.distributed import import_corpus
+
+    index = _open_index(index_path, model_path, device, quantize, backend, must_exist=False)
+    try:
+        added = import_corpus(output, index)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        index.close()
+    click.echo(f"{index_path}: {added} documents imported", err=True)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lam.documents import pooled_sums_in_thread
+from lam.documents import pooled_sums, pooled_sums_in_thread
 from lam.heap import release_free_memory
 from lam.retrieval.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse, standardise
 from lam.retrieval.lexical import fts_query, query_sentences
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
 from lam.retrieval.store import IndexStore
 from lam.retrieval.vectors import DenseView
+from lam.tokenization import check_unicode
 
 if TYPE_CHECKING:
     from lam.encoder import LAM
@@ -76,7 +77,7 @@ def _unit_means(sums: torch.Tensor, counts: torch.Tensor) -> np.ndarray:
 def _check_id(doc_id: Any) -> str:
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError(f"doc_id must be a non-empty str, got {doc_id!r}")
-    return doc_id
+    return check_unicode(doc_id, "doc_id")
 
 
 def _check_text(doc_id: str, text: Any) -> str:
@@ -84,7 +85,7 @@ def _check_text(doc_id: str, text: Any) -> str:
         raise TypeError(f"text of {doc_id!r} must be str, got {type(text).__name__}")
     if not text.strip():
         raise ValueError(f"text of {doc_id!r} is empty")
-    return text
+    return check_unicode(text, f"text of {doc_id!r}")
 
 
 def _check_metadata(doc_id: str, metadata: Any) -> dict[str, Any] | None:
@@ -100,6 +101,29 @@ def _bridge(previous: str) -> str:
     tail = previous[-BRIDGE_CHARS:]
     cut = tail.find(" ")
     return tail[cut:] if cut >= 0 else tail
+
+
+def document_passages(model: LAM, text: str) -> tuple[np.ndarray, list[Passage]]:
+    """One document's unit vector and its passages, each with its unit vector: what indexing
+    the document computes, for a worker elsewhere to compute instead (``lam.distributed``);
+    :meth:`Index.import_documents` stores the result."""
+    passages: list[Passage] = []
+    pending: deque[Passage] = deque()
+
+    def bodies() -> Iterator[list[int]]:
+        for body, passage in cut_passages(model.segmenter, text_pieces(text)):
+            pending.append(passage)
+            yield body
+
+    def on_step(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        for vector in _unit_means(sums, counts):
+            passage = pending.popleft()
+            passage.vector = vector
+            passages.append(passage)
+
+    with torch.inference_mode():
+        sums, counts = pooled_sums(model.model, model.segmenter, [bodies()], on_step=on_step)
+    return _unit_means(sums, counts)[0], passages
 
 
 class Index:
@@ -193,11 +217,58 @@ class Index:
                 bar.update(len(batch))
         return len(checked)
 
-    def _write_batch(self, batch: list[tuple[str, Iterator[str], dict | None]], bar) -> None:
-        """One transaction; if it does not commit, the in-memory vectors are reloaded from the file."""
+    @_locked
+    def import_documents(
+        self, documents: Iterable[tuple[str, np.ndarray, list[Passage]]], batch_size: int = 256
+    ) -> int:
+        """Add documents whose vectors were computed elsewhere: ``(doc_id, vector, passages)``
+        as :func:`document_passages` returns them (``lam.distributed.import_corpus`` reads
+        them from a Ray job's Parquet). Committed ``batch_size`` documents at a time; returns
+        how many were added. The vectors must come from this index's model."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        added, batch = 0, []
+        for doc in documents:
+            batch.append(doc)
+            if len(batch) == batch_size:
+                self._write_batch(batch, None, self._store_computed)
+                added, batch = added + len(batch), []
+        if batch:
+            self._write_batch(batch, None, self._store_computed)
+            added += len(batch)
+        return added
+
+    def _store_computed(self, batch: list[tuple[str, np.ndarray, list[Passage]]], bar) -> None:
+        dim = self.model.get_sentence_embedding_dimension()
+        keys, vectors, new_passages, replaced = [], [], [], False
+        for doc_id, vector, passages in batch:
+            _check_id(doc_id)
+            vector = np.asarray(vector, dtype=np.float32)
+            if (
+                vector.shape != (dim,)
+                or not passages
+                or any(p.vector is None or p.vector.shape != (dim,) for p in passages)
+            ):
+                raise ValueError(f"document {doc_id!r}: need a [{dim}] vector and passages with [{dim}] vectors")
+            replaced |= self.store.has(doc_id)
+            key = self.store.add_document(doc_id, None)
+            previous = ""
+            for passage in passages:
+                bridge = _bridge(previous) if passage.ordinal else ""
+                new_passages.append((self.store.add_passage(key, passage, bridge, passage.vector), key, passage.vector))
+                previous = passage.text
+            n_tokens = sum(p.n_tokens for p in passages)
+            self.store.finish_document(key, n_tokens, passages[-1].end, len(passages), vector)
+            keys.append((key, doc_id))
+            vectors.append(vector)
+        self._view.added(keys, np.stack(vectors), new_passages, replaced)
+
+    def _write_batch(self, batch: list, bar, write=None) -> None:
+        """``write(batch, bar)`` (default: encode and store) in one transaction; if it does not
+        commit, the in-memory vectors are reloaded from the file."""
         try:
             with self.store.transaction():
-                self._encode_batch(batch, bar)
+                (write or self._encode_batch)(batch, bar)
         except BaseException:
             self._view.invalidate()
             raise
@@ -275,6 +346,7 @@ class Index:
         for q in queries:
             if not q.strip():
                 raise ValueError("query is empty")
+            check_unicode(q, "the query")
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         if not queries:

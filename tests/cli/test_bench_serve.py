@@ -1,0 +1,45 @@
+"""`lam bench` measures with the options it is given; `lam serve` refuses bad settings cleanly;
+every command that loads a model takes the same model options."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lam.cli.main import bench, cli, encode, index_command, search_command, serve
+
+
+def test_bench_prints_figures(tmp_path):
+    out = tmp_path / "bench.json"
+    run = CliRunner().invoke(cli, ["bench", "--texts", "40", "--long-tokens", "600", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    result = json.loads(out.read_text())
+    assert result["texts"]["texts"] == 40 and result["texts"]["texts_per_s"] > 0
+    assert result["long_text"]["tokens"] >= 600 and result["long_text"]["tokens_per_s"] > 0
+    assert result["options"] == {"quantize": None, "backend": "torch", "device": "cpu"}
+
+
+def test_bench_on_given_texts(tmp_path):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("first line\nsecond line\nthird\n")
+    run = CliRunner().invoke(cli, ["bench", str(lines), "--lines", "--long-tokens", "0"])
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.output)
+    assert result["texts"]["texts"] == 3 and "long_text" not in result
+
+
+def test_bad_option_mixes_are_clean_errors():
+    mixed = CliRunner().invoke(cli, ["bench", "--backend", "onnx", "--quantize", "int8", "--long-tokens", "0"])
+    assert mixed.exit_code != 0 and "Error" in mixed.output and "Traceback" not in mixed.output
+
+
+def test_serve_refuses_bad_settings():
+    pytest.importorskip("fastapi")
+    too_wide = CliRunner().invoke(cli, ["serve", "--output-dim", "999"])
+    assert too_wide.exit_code != 0 and "--output-dim) must be in [1, 384]" in too_wide.output
+
+
+@pytest.mark.parametrize("command", [encode, index_command, search_command, bench, serve])
+def test_model_options_are_the_same_everywhere(command):
+    names = {p.name for p in command.params}
+    assert {"model_path", "device", "quantize", "backend"} <= names
