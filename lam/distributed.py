@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from lam.retrieval.index import Index
 
 INSTALL_HINT = "lam.distributed needs Ray Data: pip install 'lam[ray]'"
-# Reading, decoding and writing are light next to the model: they reserve no CPU, so the LAM
-# workers can hold every core (else, with one worker per core, the read task never starts).
-_LIGHT = {"num_cpus": 0}
 
 
 def _ray():
@@ -99,7 +96,9 @@ class CorpusEmbedder:
 def read_corpus(source: str | Path | list[str], text_field: str = "text", id_field: str = "id", glob: str = "*.txt"):
     """A Ray Dataset of ``{id, text}`` from Parquet, JSON Lines, or a folder of text files.
 
-    Text files: one document per file, id = the path relative to the folder.
+    Text files: one document per file, id = the path relative to the folder. Reading, decoding
+    (and writing) are light next to the model, so they reserve no CPU (``num_cpus=0``): the LAM
+    workers can hold every core (else, with one worker per core, the read task never starts).
     """
     ray = _ray()
     paths = [str(p) for p in source] if isinstance(source, list) else [str(source)]
@@ -109,17 +108,17 @@ def read_corpus(source: str | Path | list[str], text_field: str = "text", id_fie
         files = sorted(str(p) for p in root.rglob(glob) if p.is_file())
         if not files:
             raise FileNotFoundError(f"no {glob} files under {root}")
-        ds = ray.data.read_binary_files(files, include_paths=True, ray_remote_args=_LIGHT)
+        ds = ray.data.read_binary_files(files, include_paths=True, num_cpus=0)
 
         def as_text(row: dict) -> dict:
             return {"id": str(Path(row["path"]).relative_to(root)), "text": row["bytes"].decode("utf-8")}
 
         return ds.map(as_text, num_cpus=0)
     if first.suffix == ".parquet" or (first.is_dir() and any(first.glob("*.parquet"))):
-        ds = ray.data.read_parquet(paths, columns=[id_field, text_field], ray_remote_args=_LIGHT)
+        ds = ray.data.read_parquet(paths, columns=[id_field, text_field], num_cpus=0)
     elif first.suffix in (".jsonl", ".json") or first.is_dir():
         lines = {"lines": True} if _json_lines_kw(ray) else {}
-        ds = ray.data.read_json(paths, ray_remote_args=_LIGHT, **lines)
+        ds = ray.data.read_json(paths, num_cpus=0, **lines)
         ds = ds.select_columns([id_field, text_field])
     else:
         raise ValueError(f"{first}: expected .parquet, .jsonl, or a folder of text files")
@@ -195,7 +194,7 @@ def embed_corpus(
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker or None,
     )
-    out.write_parquet(str(output), ray_remote_args=_LIGHT)
+    out.write_parquet(str(output), ray_remote_args={"num_cpus": 0})
     (output / "_lam.json").write_text(json.dumps({"weights_sha256": sha, "passages": passages}) + "\n")
     rows = sum(_parquet_rows(p) for p in sorted(output.glob("*.parquet")))
     return {"rows": rows, "output": str(output), "weights_sha256": sha}

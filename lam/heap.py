@@ -9,6 +9,12 @@ Running the encoder on its own thread (its own malloc arena, see
 :func:`lam.documents.pooled_sums_in_thread`) slows this down; trimming every few segments
 bounds it (``benchmarks/bench_retrieval.py`` measures peak RSS growth up to 1M tokens).
 ``malloc_trim`` exists only in glibc; elsewhere :func:`release_free_memory` does nothing.
+
+A server is the other case: requests of every size come and go for days. glibc raises its
+mmap threshold each time a large block is freed, so later large blocks (a batch's activations,
+tens of MB) come from the heap and stay there; :func:`fix_mmap_threshold`, called before the
+model is loaded, keeps blocks above a fixed size in their own mappings, returned on free
+(``benchmarks/bench_server.py``: RSS growth of a loaded server 206 MB → 44 MB).
 """
 
 from __future__ import annotations
@@ -35,3 +41,26 @@ def release_free_memory() -> bool:
     """Return the free pages of every malloc arena to the OS; True if glibc did (it can)."""
     trim = _malloc_trim()
     return trim is not None and trim(0) == 1
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+@functools.cache
+def _mallopt():
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        return None
+    if mallopt is not None:
+        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        mallopt.restype = ctypes.c_int
+    return mallopt
+
+
+def fix_mmap_threshold(nbytes: int = 128 << 10) -> bool:
+    """Serve every block of ``nbytes`` or more from its own mapping, for the life of the
+    process (this also stops glibc's dynamic threshold). True if glibc took it."""
+    mallopt = _mallopt()
+    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, nbytes) == 1

@@ -545,6 +545,9 @@ def serve(
         from lam.server import ServerLimits, create_app
     except ImportError as err:
         raise click.ClickException(f"lam serve needs the server extra: pip install 'lam[server]' ({err})") from err
+    from lam.heap import fix_mmap_threshold
+
+    fix_mmap_threshold()  # before the model exists: a long-running process must not keep freed batches
     limits = ServerLimits(max_items, max_bytes, max_batch, max_wait_ms, queue_size)
     if index_path:
         index = _open_index(index_path, model_path, device, quantize, backend, must_exist=False)

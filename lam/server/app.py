@@ -25,12 +25,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from lam.errors import LAMError
+from lam.heap import release_free_memory
 from lam.server.batching import MicroBatcher, QueueFullError
 from lam.server.metrics import Metrics, MetricsMiddleware
 from lam.server.schemas import EmbeddingsRequest, IndexRequest, SearchRequest
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from lam.retrieval.index import Index
 
 logger = logging.getLogger(__name__)
+TRIM_EVERY = 32  # model calls between malloc_trim calls
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,13 @@ def create_app(
     name = model_name or f"lam-{(model.weights_sha256 or 'in-memory')[:12]}"
     worker = ThreadPoolExecutor(1, thread_name_prefix="lam-model")  # one model call at a time
 
+    batches = [0]
+
     def embed_batch(texts: list[str]) -> list[tuple[np.ndarray, int]]:
         means = model.encode(texts, batch_size=32, normalize_embeddings=False)
+        batches[0] += 1
+        if batches[0] % TRIM_EVERY == 0:
+            release_free_memory()  # a long-running server: freed tensors' pages back to the OS (lam.heap)
         return list(zip(means, _token_counts(model, texts)))
 
     batcher = MicroBatcher(embed_batch, worker, limits.max_batch_texts, limits.max_wait_ms, limits.max_queue)
@@ -224,11 +233,14 @@ def create_app(
         if body.encoding_format == "base64":
             encoded: list[Any] = [base64.b64encode(v.tobytes()).decode("ascii") for v in vectors]
         else:
-            encoded = vectors.tolist()
+            encoded = list(vectors)  # rows stay numpy: orjson writes them without a Python float each
         tokens = sum(n for _, n in rows)
         data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return JSONResponse({"object": "list", "data": data, "model": name, "usage": usage})
+        return Response(
+            orjson.dumps({"object": "list", "data": data, "model": name, "usage": usage}, option=_NUMPY),
+            media_type="application/json",
+        )
 
     @app.post("/v1/index", dependencies=[Depends(authorised)])
     async def index_documents(body: IndexRequest) -> dict[str, Any]:
