@@ -367,8 +367,8 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device, 
 )
 @click.option("--name", default=None, help="file stem (default: eval-<date>)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("--model", "model_path", default=None, help="LAM model folder or hub id (default: bundled)")
-def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progress, model_path) -> None:
+@_model_options
+def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progress, model_path, device) -> None:
     """Measure LAM against the teacher, chunk-averaging and BM25 on the same data, in one run.
 
     Data comes from ../shared/data (or $LAM_DATA). Writes a JSON record (scores, models,
@@ -396,6 +396,7 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
             suites=tuple(suites) or SUITES,
             encoders=tuple(encoders) or ENCODERS,
             model_path=model_path,
+            device=device,
             lengths=length_list,
             n_docs=n_docs,
             seed=EVAL_SEED if seed is None else seed,

@@ -54,12 +54,13 @@ class LAMEncoder(DenseEncoder):
         show_progress: bool = False,
         read_only: str | None = None,
         quantize: str | None = None,
+        device: str | None = None,
     ) -> None:
         """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation);
         ``quantize="int8"`` quantises the Linears (:mod:`lam.quantization`)."""
         from lam import LAM
 
-        self.model = LAM(model_path, memory=memory, quantize=quantize)
+        self.model = LAM(model_path, device=device, memory=memory, quantize=quantize)
         if read_only is not None:
             if not self.model.config.memory:
                 raise ValueError("read_only needs a model with memory")
@@ -179,11 +180,13 @@ class LAMSearch(Retriever):
 
     name = "lam-search"
 
-    def __init__(self, model_path: str | None = None, weights=None, show_progress: bool = False) -> None:
+    def __init__(
+        self, model_path: str | None = None, weights=None, show_progress: bool = False, device: str | None = None
+    ) -> None:
         from lam import LAM
         from lam.retrieval import DEFAULT_WEIGHTS
 
-        self.model = LAM(model_path)
+        self.model = LAM(model_path, device=device)
         self.weights = weights or DEFAULT_WEIGHTS
         self.show_progress = show_progress
         self.info = {"model": self.model.config.name, "source": str(model_path or "bundled"), **self.weights.as_dict()}

@@ -29,15 +29,18 @@ ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one sta
 QUANTIZED = ("lam-int8",)  # the model with int8 Linears (lam.quantization)
 
 
-def make_encoder(name: str, model_path: str | None = None, progress: bool = False) -> Retriever:
+def make_encoder(
+    name: str, model_path: str | None = None, progress: bool = False, device: str | None = None
+) -> Retriever:
+    """The encoder called ``name``; LAM's run on ``device`` (the baselines on CPU)."""
     if name == "lam":
-        return LAMEncoder(model_path, show_progress=progress)
+        return LAMEncoder(model_path, show_progress=progress, device=device)
     if name == "lam-memory-off":
-        return LAMEncoder(model_path, memory=False, show_progress=progress)
+        return LAMEncoder(model_path, memory=False, show_progress=progress, device=device)
     if name in ABLATIONS:
-        return LAMEncoder(model_path, read_only=name.split("-")[1], show_progress=progress)
+        return LAMEncoder(model_path, read_only=name.split("-")[1], show_progress=progress, device=device)
     if name in QUANTIZED:
-        return LAMEncoder(model_path, quantize=name.split("-")[1], show_progress=progress)
+        return LAMEncoder(model_path, quantize=name.split("-")[1], show_progress=progress, device=device)
     if name == "teacher":
         return TeacherEncoder()
     if name == "teacher-chunk-mean":
@@ -45,7 +48,7 @@ def make_encoder(name: str, model_path: str | None = None, progress: bool = Fals
     if name == "bm25":
         return BM25()
     if name == "lam-search":
-        return LAMSearch(model_path, show_progress=progress)
+        return LAMSearch(model_path, show_progress=progress, device=device)
     raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS + QUANTIZED}")
 
 
@@ -99,6 +102,7 @@ def run_evaluation(
     seed: int = EVAL_SEED,
     sts_sets: tuple[str, ...] = tuple(STS_SETS),
     progress: bool = True,
+    device: str | None = None,
 ) -> dict:
     """Score every encoder on every suite; returns the run record (see ``report.write_report``)."""
     unknown = set(suites) - set(SUITES)
@@ -129,7 +133,7 @@ def run_evaluation(
         "seconds": {},
     }
     for enc_name in encoders:
-        encoder = make_encoder(enc_name, model_path)
+        encoder = make_encoder(enc_name, model_path, device=device)
         record["encoders"][enc_name] = encoder.info
         results: dict = {}
         seconds: dict = {}

@@ -43,3 +43,10 @@ def test_serve_refuses_bad_settings():
 def test_model_options_are_the_same_everywhere(command):
     names = {p.name for p in command.params}
     assert {"model_path", "device", "quantize", "backend"} <= names
+
+
+def test_every_model_command_takes_model_and_device():
+    from lam.cli.main import distill, embed_corpus_command, eval_command, import_corpus_command
+
+    for command in (eval_command, distill, embed_corpus_command, import_corpus_command):
+        assert {"model_path", "device"} <= {p.name for p in command.params}, command.name
