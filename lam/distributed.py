@@ -57,6 +57,8 @@ class CorpusEmbedder:
 
         from lam import LAM
 
+        if passages and output_dim is not None:
+            raise ValueError("passages=True writes full vectors for an index: leave output_dim unset")
         if threads:
             torch.set_num_threads(threads)
         self.model = LAM(model, device=device, quantize=quantize, backend=backend)
@@ -64,26 +66,32 @@ class CorpusEmbedder:
         self.passages = passages
         self.batch_size = batch_size
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    def __call__(self, batch: dict[str, np.ndarray]):
+        """A pyarrow Table: plain Arrow types (``embedding`` is fixed_size_list<float32>), so
+        the Parquet reads anywhere, with or without Ray."""
+        import pyarrow as pa
+
         ids = [str(i) for i in batch["id"]]
         texts = [str(t) for t in batch["text"]]
         if self.passages:
-            return self._with_passages(ids, texts)
-        emb = self.model.encode(texts, batch_size=self.batch_size, output_dim=self.output_dim)
-        tokens = [self.model.count_tokens(t) for t in texts]
-        return {"id": ids, "embedding": list(emb.astype(np.float32)), "tokens": np.array(tokens, dtype=np.int64)}
+            columns = self._with_passages(ids, texts)
+            emb = np.stack(columns.pop("embedding"))
+        else:
+            emb = self.model.encode(texts, batch_size=self.batch_size, output_dim=self.output_dim)
+            columns = {"tokens": [self.model.count_tokens(t) for t in texts]}
+        flat = pa.array(emb.astype(np.float32).ravel(), type=pa.float32())
+        table = {"id": ids, "embedding": pa.FixedSizeListArray.from_arrays(flat, emb.shape[1])}
+        table["tokens"] = pa.array(columns.pop("tokens"), type=pa.int64())
+        return pa.table({**table, **columns})
 
-    def _with_passages(self, ids: list[str], texts: list[str]) -> dict[str, Any]:
+    def _with_passages(self, ids: list[str], texts: list[str]) -> dict[str, list]:
         from lam.retrieval.index import document_passages
 
-        out: dict[str, list] = {k: [] for k in ("id", "embedding", "tokens", "text", "passage_starts")}
+        out: dict[str, list] = {k: [] for k in ("embedding", "tokens", "text", "passage_starts")}
         out.update({"passage_ends": [], "passage_tokens": [], "passage_vectors": []})
-        for doc_id, text in zip(ids, texts):
+        for text in texts:
             vector, passages = document_passages(self.model, text)
-            if self.output_dim is not None:
-                vector = vector[: self.output_dim] / max(np.linalg.norm(vector[: self.output_dim]), 1e-12)
-            out["id"].append(doc_id)
-            out["embedding"].append(vector.astype(np.float32))
+            out["embedding"].append(vector)
             out["tokens"].append(sum(p.n_tokens for p in passages))
             out["text"].append(text)
             out["passage_starts"].append([p.start for p in passages])

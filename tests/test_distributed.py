@@ -127,3 +127,15 @@ def test_bad_arguments(cluster, corpus, tmp_path):
         embed_corpus(path, tmp_path / "full")
     with pytest.raises(ValueError, match="expected"):
         embed_corpus(tmp_path / "full" / "x", tmp_path / "o2")
+
+
+def test_output_is_plain_parquet(cluster, corpus, tmp_path):
+    """Readable without Ray's extension types: embedding is fixed_size_list<float32>[384]."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, _ = corpus
+    embed_corpus(path, tmp_path / "out", workers=1)
+    schema = pq.read_schema(next((tmp_path / "out").glob("*.parquet")))
+    assert schema.field("embedding").type == pa.list_(pa.float32(), 384)
+    assert schema.field("tokens").type == pa.int64() and schema.field("id").type == pa.string()

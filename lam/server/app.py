@@ -148,6 +148,7 @@ def create_app(
             index.close()
 
     app = FastAPI(title="LAM", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.router.redirect_slashes = False  # an id ending in "/" is an id, not a reason to redirect
     app.state.batcher, app.state.metrics, app.state.limits = batcher, metrics, limits
 
     async def authorised(request: Request) -> None:
@@ -260,7 +261,7 @@ def create_app(
         results = [[asdict(hit) for hit in hits] for hits in found]
         return {"object": "list", "data": results[0] if isinstance(body.query, str) else results}
 
-    @app.delete("/v1/documents/{doc_id}", dependencies=[Depends(authorised)])
+    @app.delete("/v1/documents/{doc_id:path}", dependencies=[Depends(authorised)])  # ids may hold "/"
     async def delete_document(doc_id: str) -> dict[str, Any]:
         target = need_index()
         removed, total = await in_worker(lambda: (target.remove(doc_id), len(target)))

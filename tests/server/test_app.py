@@ -126,6 +126,11 @@ def test_index_search_delete(server):
     assert [h[0]["doc_id"] for h in many] == ["garden", "space"] and many[0][0]["metadata"] == {"kind": "howto"}
 
     assert client.delete("/v1/documents/garden").json()["deleted"] == "garden"
+    client.post(
+        "/v1/index", json={"documents": [{"id": "docs/a b.txt", "text": "a path as an id"}, {"id": "x/", "text": "y"}]}
+    )
+    assert client.delete("/v1/documents/docs%2Fa%20b.txt").json()["deleted"] == "docs/a b.txt"  # ids may hold "/"
+    assert client.delete("/v1/documents/x/").json()["deleted"] == "x/"
     gone = client.delete("/v1/documents/garden")
     assert gone.status_code == 404 and gone.json()["error"]["type"] == "not_found_error"
     duplicate = client.post("/v1/index", json={"documents": [docs[1], docs[1]]})

@@ -77,7 +77,7 @@ def test_fuzz_search(server, body):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc_id=TEXTS)
+@given(doc_id=TEXTS | st.sampled_from(["0/", "a/b", "/", "..", "%2F", "a?b#c"]))
 def test_fuzz_delete(server, doc_id):
     path = "/v1/documents/" + quote(doc_id.encode("utf-8", "surrogatepass"), safe="")
     with server.client() as client:
