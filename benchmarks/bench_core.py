@@ -54,8 +54,8 @@ def machine() -> dict:
     }
 
 
-def rss_kb(field: str = "VmRSS") -> int:
-    for line in open("/proc/self/status"):
+def rss_kb(field: str = "VmRSS", pid: int | str = "self") -> int:
+    for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(field)

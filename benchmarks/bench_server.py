@@ -24,18 +24,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from bench_core import DATA, book_pieces, machine, write_results
+from bench_core import DATA, book_pieces, machine, rss_kb, write_results
 
 from lam.server.process import ServerProcess
 
 RSS_BOUND_MB = 64  # stated before measuring: growth allowed over the run (allocator arenas, caches)
 
 
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(field)
+def rss_mb(pid: int) -> float:
+    return rss_kb("VmRSS", pid) / 1024
 
 
 def request_mix(n: int, seed: int = 0) -> list[dict]:

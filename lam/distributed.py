@@ -74,7 +74,7 @@ class CorpusEmbedder:
         ids = [str(i) for i in batch["id"]]
         texts = [str(t) for t in batch["text"]]
         if self.passages:
-            columns = self._with_passages(ids, texts)
+            columns = self._with_passages(texts)
             emb = np.stack(columns.pop("embedding"))
         else:
             emb = self.model.encode(texts, batch_size=self.batch_size, output_dim=self.output_dim)
@@ -84,7 +84,7 @@ class CorpusEmbedder:
         table["tokens"] = pa.array(columns.pop("tokens"), type=pa.int64())
         return pa.table({**table, **columns})
 
-    def _with_passages(self, ids: list[str], texts: list[str]) -> dict[str, list]:
+    def _with_passages(self, texts: list[str]) -> dict[str, list]:
         from lam.retrieval.index import document_passages
 
         out: dict[str, list] = {k: [] for k in ("embedding", "tokens", "text", "passage_starts")}

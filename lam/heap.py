@@ -25,16 +25,21 @@ import functools
 
 
 @functools.cache
-def _malloc_trim():
-    name = ctypes.util.find_library("c")
+def _libc_function(name: str, argtypes: tuple, restype=ctypes.c_int):
+    """glibc's ``name`` with its C signature, or None (musl, macOS, Windows: no such function)."""
+    libc = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        fn = getattr(ctypes.CDLL(libc), name) if libc else None
+    except (OSError, AttributeError):
         return None
-    if trim is not None:
-        trim.argtypes = [ctypes.c_size_t]
-        trim.restype = ctypes.c_int
-    return trim
+    if fn is not None:
+        fn.argtypes = list(argtypes)
+        fn.restype = restype
+    return fn
+
+
+def _malloc_trim():
+    return _libc_function("malloc_trim", (ctypes.c_size_t,))
 
 
 def release_free_memory() -> bool:
@@ -46,17 +51,8 @@ def release_free_memory() -> bool:
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
-@functools.cache
 def _mallopt():
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        return None
-    if mallopt is not None:
-        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        mallopt.restype = ctypes.c_int
-    return mallopt
+    return _libc_function("mallopt", (ctypes.c_int, ctypes.c_int))
 
 
 def fix_mmap_threshold(nbytes: int = 128 << 10) -> bool:

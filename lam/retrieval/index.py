@@ -254,14 +254,18 @@ class Index:
             key = self.store.add_document(doc_id, None)
             previous = ""
             for passage in passages:
-                bridge = _bridge(previous) if passage.ordinal else ""
-                new_passages.append((self.store.add_passage(key, passage, bridge, passage.vector), key, passage.vector))
+                new_passages.append((self._add_passage(key, passage, previous, passage.vector), key, passage.vector))
                 previous = passage.text
             n_tokens = sum(p.n_tokens for p in passages)
             self.store.finish_document(key, n_tokens, passages[-1].end, len(passages), vector)
             keys.append((key, doc_id))
             vectors.append(vector)
         self._view.added(keys, np.stack(vectors), new_passages, replaced)
+
+    def _add_passage(self, doc_key: int, passage: Passage, previous_text: str, vector: np.ndarray) -> int:
+        """Store one passage, its lexical row led by a bridge from the passage before it."""
+        bridge = _bridge(previous_text) if passage.ordinal else ""
+        return self.store.add_passage(doc_key, passage, bridge, vector)
 
     def _write_batch(self, batch: list, bar, write=None) -> None:
         """``write(batch, bar)`` (default: encode and store) in one transaction; if it does not
@@ -297,9 +301,7 @@ class Index:
         def on_step(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
             for row, vector in zip(rows, _unit_means(sums, counts)):
                 passage: Passage = pending[row].popleft()
-                bridge = _bridge(previous[row]) if passage.ordinal else ""
-                key = self.store.add_passage(keys[row], passage, bridge, vector)
-                new_passages.append((key, keys[row], vector))
+                new_passages.append((self._add_passage(keys[row], passage, previous[row], vector), keys[row], vector))
                 previous[row] = passage.text
                 n_chars[row] = passage.end
                 n_tokens[row] += passage.n_tokens

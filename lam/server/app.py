@@ -126,12 +126,9 @@ def create_app(
     name = model_name or f"lam-{(model.weights_sha256 or 'in-memory')[:12]}"
     worker = ThreadPoolExecutor(1, thread_name_prefix="lam-model")  # one model call at a time
 
-    batches = [0]
-
     def embed_batch(texts: list[str]) -> list[tuple[np.ndarray, int]]:
         means = model.encode(texts, batch_size=32, normalize_embeddings=False)
-        batches[0] += 1
-        if batches[0] % TRIM_EVERY == 0:
+        if (batcher.batches + 1) % TRIM_EVERY == 0:  # the batcher counts finished batches
             release_free_memory()  # a long-running server: freed tensors' pages back to the OS (lam.heap)
         return list(zip(means, _token_counts(model, texts)))
 
