@@ -36,6 +36,9 @@ class LAMConfig:
     memory: bool = True  # False: a plain windowed teacher (no state is read or written)
     fast_retention: float = 0.3  # initial fraction of the fast state kept across one segment
     slow_retention: float = 0.85  # same for the slow state
+    # redundancy gate of the pooling (lam/layers/pooling.py); chosen on dev sets, 0 turns it off
+    redundancy_tau: float = 0.15
+    redundancy_power: float = 3.0
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:
@@ -48,6 +51,11 @@ class LAMConfig:
             )
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.redundancy_tau < 0 or self.redundancy_power <= 0:
+            raise ValueError(
+                "redundancy_tau must be >= 0 and redundancy_power > 0, "
+                f"got {self.redundancy_tau}, {self.redundancy_power}"
+            )
         for name in ("fast_retention", "slow_retention"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from lam.layers import masked_sum
+from lam.layers import RunningPool, masked_sum
 from lam.model import LAMModel, MemoryState
 from lam.tokenization import TextSegmenter
 
@@ -29,7 +29,10 @@ def pooled_sums(
     on_segment: Callable[[int], None] | None = None,
     on_step: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ hidden and token counts for each document; ``documents`` yield segment bodies.
+    """Pooled Σ hidden and token counts for each document; ``documents`` yield segment bodies.
+
+    The sums are the redundancy-gated ones of :class:`lam.layers.RunningPool`, so
+    ``sums / counts`` is each document's embedding before normalisation.
 
     ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
     oversize ``batch_size`` costs time, never an out-of-memory crash.
@@ -39,8 +42,7 @@ def pooled_sums(
     """
     B = len(documents)
     device = next(model.parameters()).device
-    sums = torch.zeros(B, model.config.hidden_size, device=device)
-    counts = torch.zeros(B, device=device)
+    pool = RunningPool(B, model.config.hidden_size, model.config.redundancy_tau, model.config.redundancy_power, device)
     state: MemoryState | None = None  # full-batch tensors, rows indexed by document
     active = list(range(B))
     current = [next(doc) for doc in documents]  # every document has at least one segment
@@ -62,8 +64,7 @@ def pooled_sums(
             state_parts.append(new_state)
         step_sums = torch.cat([p[0] for p in hidden_parts])
         step_counts = torch.cat([p[1] for p in hidden_parts])
-        sums[rows] += step_sums
-        counts[rows] += step_counts
+        pool.add(rows, step_sums, step_counts)
         if on_step is not None:
             on_step(list(active), step_sums, step_counts)
         if write:
@@ -78,7 +79,7 @@ def pooled_sums(
         active = [i for i, _ in still]
         for i, u in still:
             current[i] = u
-    return sums, counts
+    return pool.total, pool.count
 
 
 class _Stopped(Exception):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lam.layers import masked_sum
+from lam.layers import RunningPool, masked_sum
 from lam.tokenization import IncrementalTokenizer, check_unicode
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ class LAMStream:
         self._tokenizer = IncrementalTokenizer(self._lam.segmenter.tokenizer)
         self._pending: list[int] = []  # body ids not yet run (< W − 2 after each feed)
         self._state = None
-        self._sum = torch.zeros(self._lam.config.hidden_size, device=self._lam.device)
-        self._count = torch.zeros((), device=self._lam.device)
+        cfg = self._lam.config
+        self._pool = RunningPool(1, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, self._lam.device)
         self._taken = 0  # text tokens accepted (for max_tokens)
         self._segments = 0
 
@@ -57,12 +57,12 @@ class LAMStream:
 
     @torch.inference_mode()
     def _run(self, body: list[int], state, write: bool):
-        """One segment through the model: returns (Σ hidden, count, new state)."""
+        """One segment through the model: returns (Σ hidden ``[1, D]``, count ``[1]``, new state)."""
         ids, mask = self._lam.segmenter.frame([body], self._lam.device)
         write = write and self._lam.model.memory_is_read()  # a memory nobody reads is not worth writing
         hidden, new_state = self._lam.model.forward_segment(ids, mask, state, write)
         total, count = masked_sum(hidden, mask)
-        return total[0], count[0], new_state
+        return total, count, new_state
 
     def feed(self, text: str) -> LAMStream:
         """Add the next piece of the text (any split point, even inside a word)."""
@@ -74,8 +74,7 @@ class LAMStream:
         while len(self._pending) >= body_len:
             body, self._pending = self._pending[:body_len], self._pending[body_len:]
             total, count, new_state = self._run(body, self._state, write=True)
-            self._sum += total
-            self._count += count
+            self._pool.add([0], total, count)
             self._state = new_state if new_state is not None else self._state
             self._segments += 1
         return self
@@ -98,11 +97,11 @@ class LAMStream:
         bodies = [rest[i : i + body_len] for i in range(0, len(rest), body_len)]
         if not bodies and self._segments == 0:
             bodies = [[]]  # an empty text is [CLS] [SEP]
-        total, count, state = self._sum.clone(), self._count.clone(), self._state
+        pool, state = self._pool.clone(), self._state
         for i, body in enumerate(bodies):  # a scratch copy: the stream's own state is untouched
-            t, c, new_state = self._run(body, state, write=i < len(bodies) - 1)
-            total, count, state = total + t, count + c, new_state
-        emb = total / count.clamp(min=1)
+            t, c, state = self._run(body, state, write=i < len(bodies) - 1)
+            pool.add([0], t, c)
+        emb = pool.embeddings()[0]
         if dim is not None:
             emb = emb[:dim]
         if normalize:

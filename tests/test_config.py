@@ -11,7 +11,15 @@ def test_json_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(segment_len=2), dict(segment_len=1000), dict(num_heads=5), dict(fast_retention=1.0), dict(chunk_size=0)],
+    [
+        dict(segment_len=2),
+        dict(segment_len=1000),
+        dict(num_heads=5),
+        dict(fast_retention=1.0),
+        dict(chunk_size=0),
+        dict(redundancy_tau=-0.1),
+        dict(redundancy_power=0.0),
+    ],
 )
 def test_invalid_configs_raise(kwargs):
     with pytest.raises(ValueError):

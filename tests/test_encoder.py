@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lam import LAM
+from lam.layers import pool_reference
 from tests.conftest import make_tiny_lam
 
 SENTENCES = ["The cat sat on the mat.", "A dog ran fast.", "", "Memory is long and text is short."]
@@ -170,14 +171,16 @@ def test_a_memory_nobody_reads_is_skipped_without_changing_outputs(long_text):
     """Closed read gates: encode skips the writes; the reference writes every segment anyway."""
     lam = LAM(segment_len=64)
     assert lam.config.memory and not lam.model.memory_is_read()
-    state, total, count = None, 0, 0
+    state, sums, counts = None, [], []
     with torch.inference_mode():
         for body in lam.segmenter.text_segments(long_text):
             ids, mask = lam.segmenter.frame([body])
             hidden, state = lam.model.forward_segment(ids, mask, state, True)
-            total, count = total + hidden[0][mask[0]].sum(0), count + int(mask.sum())
+            sums.append(hidden[0][mask[0]].sum(0))
+            counts.append(int(mask.sum()))
     assert state is not None  # the reference really carried a memory
-    reference = torch.nn.functional.normalize(total / count, dim=-1).numpy()
+    pooled = pool_reference(sums, counts, lam.config.redundancy_tau, lam.config.redundancy_power)
+    reference = torch.nn.functional.normalize(pooled, dim=-1).numpy()
     np.testing.assert_allclose(lam.encode(long_text), reference, atol=1e-5)
     lam.model.layers[0].attention.memory.read_gate.data[0] = 0.1
     assert lam.model.memory_is_read()

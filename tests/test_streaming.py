@@ -17,6 +17,18 @@ def test_stream_in_pieces_equals_encode(memory_lam, long_text, n_pieces):
     assert float(stream.embedding() @ whole) > 0.99999
 
 
+def test_stream_equals_encode_on_a_repetitive_text(memory_lam, long_text):
+    """The redundancy gate weighs segments the same way whether the text streams or not."""
+    text = "The grass is green. The sky is blue. " * 300 + long_text[:2000] + " Here we go." * 200
+    stream = memory_lam.stream()
+    for a in range(0, len(text), 997):
+        stream.feed(text[a : a + 997])
+    whole = memory_lam.encode(text)
+    assert float(stream.embedding() @ whole) > 0.99999
+    plain = memory_lam.encode(text, batch_size=1)
+    assert float(plain @ whole) > 0.99999  # batch size does not matter either
+
+
 def test_embedding_mid_stream_is_the_prefix_embedding(memory_lam, long_text):
     stream = memory_lam.stream()
     stream.feed(long_text[:3001])

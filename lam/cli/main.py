@@ -310,11 +310,13 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device, 
     "--suite",
     "suites",
     multiple=True,
-    type=click.Choice(["sts", "longembed", "qmsum"]),
+    type=click.Choice(["sts", "fidelity", "longembed", "qmsum"]),
     help="sts: STS-B test/dev, SICK-R test, STS12-15 (cosine Spearman x100, as MTEB). "
+    "fidelity: mean cosine to the teacher with full 512-token attention on 128 held-out 510-token "
+    "passages (dense encoders only). "
     "longembed: regenerated passkey + needle, 100 docs / 50 queries per length, nDCG@1 per length "
     "and their mean. qmsum: QMSum val, 35 transcripts, 272 queries as questions and as answer "
-    "summaries, nDCG@10. Repeatable; default: all three.",
+    "summaries, nDCG@10. Repeatable; default: all four.",
 )
 @click.option(
     "--encoder",

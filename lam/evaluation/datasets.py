@@ -79,3 +79,43 @@ def load_qmsum(variant: str = "query") -> RetrievalSplit:
                 queries[qid] = info["query"] if variant == "query" else info["answer"]
                 qrels[qid] = {meeting["id"]}
     return RetrievalSplit(f"qmsum-{variant}", corpus, queries, qrels, "ndcg_at_10")
+
+
+FIDELITY_SEED = 512
+
+
+def load_fidelity_texts(n_texts: int = 128, n_tokens: int = 510, seed: int = FIDELITY_SEED) -> list[str]:
+    """``n_texts`` passages of ``n_tokens`` WordPiece tokens (whole words) from the long documents
+    the distillation holds out (``lam.distill.data.long_documents("heldout")``).
+
+    With [CLS] and [SEP] a passage is exactly the teacher's 512 positions, so the teacher sees
+    all of it with full attention while LAM sees two segments and its memory: the 512-token
+    fidelity is the mean cosine between the two embeddings.
+    """
+    import random
+
+    from tokenizers import Tokenizer
+
+    from lam.distill.data import long_documents
+    from lam.persistence import DEFAULT_MODEL_DIR
+
+    tokenizer = Tokenizer.from_file(str(DEFAULT_MODEL_DIR / "tokenizer.json"))  # the teacher's WordPiece
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    rng = random.Random(seed)
+    texts: list[str] = []
+    per_doc = 8
+    for _, text in long_documents("heldout"):
+        start = rng.randrange(0, max(1, len(text) - 40_000))
+        piece = text[start : start + 40_000]
+        enc = tokenizer.encode(piece, add_special_tokens=False)
+        words = [i for i, tok in enumerate(enc.tokens) if not tok.startswith("##")]
+        starts = [i for i in words[1:] if i + n_tokens < len(enc.tokens)]
+        for s in sorted(rng.sample(starts, min(per_doc, len(starts)))):
+            end = s + n_tokens  # cut before a word start so no word is split
+            while end > s and enc.tokens[end].startswith("##"):
+                end -= 1
+            texts.append(piece[enc.offsets[s][0] : enc.offsets[end - 1][1]])
+            if len(texts) == n_texts:
+                return texts
+    return texts

@@ -25,10 +25,13 @@ def markdown_table(record: dict) -> str:
     header = ["encoder"]
     results = record["results"]
     have_sts = any("sts" in r for r in results.values())
+    have_fidelity = any("fidelity" in r for r in results.values())
     have_long = any("passkey" in r for r in results.values())
     have_qmsum = any("qmsum" in r for r in results.values())
     if have_sts:
         header += [label for key, label in STS_COLUMNS if any(key in r.get("sts", {}) for r in results.values())]
+    if have_fidelity:
+        header += ["512-token fidelity"]
     if have_long:
         header += ["Passkey nDCG@1", "Needle nDCG@1"]
     if have_qmsum:
@@ -37,6 +40,9 @@ def markdown_table(record: dict) -> str:
         row = [name]
         if have_sts:
             row += [_fmt(r.get("sts", {}).get(key)) for key, label in STS_COLUMNS if label in header]
+        if have_fidelity:
+            fid = r.get("fidelity", {}).get("mean_cosine")
+            row += ["—" if fid is None else f"{fid:.4f}"]
         if have_long:
             row += [_fmt(r.get(t, {}).get("mean_ndcg_at_1")) for t in ("passkey", "needle")]
         if have_qmsum:
@@ -45,6 +51,13 @@ def markdown_table(record: dict) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     run = record["run"]
+    if have_fidelity:
+        n = next(r["fidelity"]["texts"] for r in results.values() if "fidelity" in r)
+        lines += [
+            "",
+            f"512-token fidelity: mean cosine to the teacher with full 512-token attention on {n} held-out "
+            "510-token passages (lam.evaluation.datasets.load_fidelity_texts).",
+        ]
     if have_long:
         lines += [
             "",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_qmsum, load_sts
+from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_fidelity_texts, load_qmsum, load_sts
 from lam.evaluation.encoders import (
     BM25,
     DenseEncoder,
@@ -19,11 +19,12 @@ from lam.evaluation.encoders import (
     Retriever,
     TeacherChunkMean,
     TeacherEncoder,
+    load_teacher,
 )
 from lam.evaluation.metrics import ndcg_at_k, spearman
 from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_splits
 
-SUITES = ("sts", "longembed", "qmsum")
+SUITES = ("sts", "fidelity", "longembed", "qmsum")
 ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25", "lam-search")
 ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
 QUANTIZED = ("lam-int8",)  # the model with int8 Linears (lam.quantization)
@@ -64,6 +65,33 @@ def score_retrieval(retriever: Retriever, split: RetrievalSplit) -> dict[str, fl
     scores = retriever.score([split.queries[q] for q in qids], [split.corpus[d] for d in doc_ids])
     relevant = [split.qrels[q] for q in qids]
     return {f"ndcg_at_{k}": 100 * ndcg_at_k(scores, doc_ids, relevant, k) for k in (1, 10)}
+
+
+class FullAttentionTeacher:
+    """The teacher with its full 512-token attention (sentence-transformers, ``max_seq_length``
+    512): the reference for the 512-token fidelity. Embeds each text set once."""
+
+    def __init__(self) -> None:
+        self._model = None
+        self._cache: dict[int, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        key = hash(tuple(texts))
+        if key not in self._cache:
+            if self._model is None:
+                self._model, _ = load_teacher()
+                self._model.max_seq_length = 512
+            self._cache[key] = self._model.encode(texts, batch_size=16, normalize_embeddings=True)
+        return self._cache[key]
+
+
+def score_fidelity(encoder: DenseEncoder, texts: list[str], teacher: FullAttentionTeacher) -> dict[str, float]:
+    """Mean (and 5th-percentile) cosine between the encoder and the full-attention teacher on
+    512-token texts."""
+    ours = encoder.embed(texts, "document")
+    ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
+    cos = (ours * teacher.embed(texts)).sum(1)
+    return {"mean_cosine": float(cos.mean()), "p5_cosine": float(np.percentile(cos, 5)), "texts": len(texts)}
 
 
 def _git_commit() -> str | None:
@@ -112,6 +140,8 @@ def run_evaluation(
     tasks: list[tuple[str, str, object]] = []  # (suite, key, data)
     if "sts" in suites:
         tasks += [("sts", name, load_sts(name)) for name in sts_sets]
+    if "fidelity" in suites:
+        tasks.append(("fidelity", "512", load_fidelity_texts()))
     if "longembed" in suites:
         for task in ("passkey", "needle"):
             tasks += [(task, str(s.info["length"]), s) for s in synthetic_splits(task, lengths, seed, n_docs)]
@@ -132,16 +162,19 @@ def run_evaluation(
         "results": {},
         "seconds": {},
     }
+    full_teacher = FullAttentionTeacher()
     for enc_name in encoders:
         encoder = make_encoder(enc_name, model_path, device=device)
         record["encoders"][enc_name] = encoder.info
         results: dict = {}
         seconds: dict = {}
         for suite, key, data in tqdm(tasks, desc=enc_name, disable=not progress, unit="set"):
-            if suite == "sts" and not isinstance(encoder, DenseEncoder):
+            if suite in ("sts", "fidelity") and not isinstance(encoder, DenseEncoder):
                 continue  # BM25 does not embed sentences
             t = time.perf_counter()
-            if suite == "sts":
+            if suite == "fidelity":
+                results["fidelity"] = score_fidelity(encoder, data, full_teacher)
+            elif suite == "sts":
                 results.setdefault("sts", {})[key] = score_sts(encoder, data)
             else:
                 results.setdefault(suite, {})[key] = score_retrieval(encoder, data)

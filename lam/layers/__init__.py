@@ -4,6 +4,16 @@ from lam.layers.attention import SegmentMemoryAttention
 from lam.layers.block import LAMBlock
 from lam.layers.embeddings import Embeddings
 from lam.layers.memory import AssociativeMemory
-from lam.layers.pooling import masked_sum, mean_pool
+from lam.layers.pooling import RunningPool, masked_sum, mean_pool, pool_reference, redundancy_weight
 
-__all__ = ["AssociativeMemory", "Embeddings", "LAMBlock", "SegmentMemoryAttention", "masked_sum", "mean_pool"]
+__all__ = [
+    "AssociativeMemory",
+    "Embeddings",
+    "LAMBlock",
+    "RunningPool",
+    "SegmentMemoryAttention",
+    "masked_sum",
+    "mean_pool",
+    "pool_reference",
+    "redundancy_weight",
+]

@@ -131,3 +131,36 @@ def test_memory_ablation_encoders_read_one_state(tmp_path):
         from lam.evaluation.encoders import LAMEncoder
 
         LAMEncoder(str(tmp_path / "open"), memory=False, read_only="fast")
+
+
+def test_fidelity_texts_fill_the_teachers_512_positions():
+    from lam import LAM
+    from lam.distill.data import long_documents
+    from lam.evaluation.datasets import load_fidelity_texts
+
+    texts = load_fidelity_texts(n_texts=8)
+    assert texts == load_fidelity_texts(n_texts=8)  # fixed seed
+    counts = [LAM().count_tokens(t) for t in texts]
+    assert len(texts) == 8 and all(500 <= n <= 510 for n in counts), counts
+    first_held_out = next(long_documents("heldout"))[1]
+    assert all(t in first_held_out for t in texts)  # held-out text, never a training document
+
+
+def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below():
+    from lam.evaluation.datasets import load_fidelity_texts
+    from lam.evaluation.encoders import DenseEncoder, TeacherEncoder
+    from lam.evaluation.runner import FullAttentionTeacher, make_encoder, score_fidelity
+
+    texts = load_fidelity_texts(n_texts=8)
+    full = FullAttentionTeacher()
+
+    class Full(DenseEncoder):
+        name, info = "full", {}
+
+        def embed(self, texts, kind):
+            return full.embed(texts)
+
+    assert score_fidelity(Full(), texts, full)["mean_cosine"] > 0.99999
+    truncated = score_fidelity(TeacherEncoder(), texts, full)["mean_cosine"]
+    lam = score_fidelity(make_encoder("lam"), texts, full)["mean_cosine"]
+    assert truncated < 0.95 and lam > truncated  # LAM reads all 510 tokens, truncation only 254
