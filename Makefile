@@ -43,6 +43,8 @@ train: install-dev
 		--group 4 --lr 2e-3 --out runs/long-225
 	lam distill --model runs/embed-300/model --stage chain --steps 100 --batch-size 8 --long-segments 6 \
 		--lr 2e-3 --out runs/chain-100
+	lam distill --model runs/embed-300/model --stage embed --steps 200 --batch-size 8 --lr 1e-3 --seed 1 \
+		--out runs/embed-500 --name lam-embed-500
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev
