@@ -7,7 +7,8 @@ Every transcript runs through the model segment by segment (memory carried, as `
 does); each segment's mean hidden state is kept. Documents are then scored several ways,
 nDCG@10 for both query variants:
 
-* ``token mean``       — what ``encode`` returns (all tokens of all segments averaged)
+* ``token mean``       — all tokens of all segments averaged (``encode`` before the redundancy
+  gate; ``benchmarks/redundancy_gate.py`` scores the gated pooling)
 * ``segment mean``     — the mean of unit-norm segment vectors (teacher chunk-mean style)
 * ``novelty p``        — segments weighted by (1 − cos(segment, document mean))^p
 * ``best segment``     — max over segments of cos(query, segment): not one vector per
@@ -23,32 +24,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
+from redundancy_gate import segment_sums
 
 from lam import LAM
 from lam.evaluation.datasets import load_qmsum
 from lam.evaluation.metrics import ndcg_at_k
-from lam.layers import masked_sum
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-@torch.inference_mode()
-def segment_vectors(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Σ hidden per segment ``[S, D]``, tokens per segment ``[S]``), memory carried."""
-    sums, counts, state = [], [], None
-    for body in lam.segmenter.text_segments(text):
-        ids, mask = lam.segmenter.frame([body])
-        hidden, new_state = lam.model.forward_segment(ids, mask, state, True)
-        state = new_state if new_state is not None else state
-        total, count = masked_sum(hidden, mask)
-        sums.append(total[0].numpy())
-        counts.append(float(count[0]))
-    return np.stack(sums), np.array(counts)
 
 
 def main() -> None:
@@ -60,7 +46,7 @@ def main() -> None:
     variants = {v: load_qmsum(v) for v in ("query", "answer")}
     split = variants["query"]
     doc_ids = list(split.corpus)
-    segments = [segment_vectors(lam, split.corpus[d]) for d in doc_ids]
+    segments = segment_sums(lam, [split.corpus[d] for d in doc_ids])
     pooled = {
         "token mean": np.stack([s.sum(0) / c.sum() for s, c in segments]),
         "segment mean": np.stack([unit(s / c[:, None]).mean(0) for s, c in segments]),
