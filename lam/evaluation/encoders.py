@@ -203,9 +203,11 @@ class LAMSearch(Retriever):
         return self._engine
 
     def components(self, queries: list[str], corpus: list[str]) -> dict[str, np.ndarray]:
-        """Raw per-document signals ``[Q, D]`` in corpus order: passage, document, lexical."""
+        """Raw per-document signals ``[Q, D]`` in corpus order (``lam.retrieval.fusion.SIGNALS``)."""
+        from lam.retrieval.fusion import SIGNALS
+
         engine = self._index(corpus)
-        out = {k: np.zeros((len(queries), len(corpus))) for k in ("passage", "document", "lexical")}
+        out = {k: np.zeros((len(queries), len(corpus))) for k in SIGNALS}
         for q, (query, vector) in enumerate(zip(queries, engine.query_vectors(queries))):
             ids, scores = engine.score_all(query, vector)
             cols = np.array([int(i) for i in ids])
@@ -216,5 +218,4 @@ class LAMSearch(Retriever):
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
         from lam.retrieval.fusion import fuse
 
-        c = self.components(queries, corpus)
-        return fuse(c["passage"], c["document"], c["lexical"], self.weights)
+        return fuse(self.components(queries, corpus), self.weights)

@@ -1,16 +1,24 @@
-"""How three signals become one ranking: weighted z-score fusion.
+"""How four signals become one ranking: weighted z-score fusion.
 
-For a query, each document d gets three scores:
+For a query, each document d gets four scores, two dense and two lexical, each at the level of
+d's passages (where in d the answer is) and of d as a whole (what d is about):
 
 * ``passage``  — for each query sentence, its best cosine over d's passages, averaged over the
-  sentences (a one-sentence query: max over passages; where in d the answer is)
-* ``document`` — cos(q, d's document vector)                       (what d is about as a whole)
-* ``lexical``  — max over d's passages of FTS5 BM25 over the query's content words and
-  adjacent word pairs (:mod:`lam.retrieval.lexical`; 0 when no query term occurs in d)
+  sentences (a one-sentence query: max over passages)
+* ``document`` — cos(q, d's document vector)
+* ``lexical``  — for each query sentence, its best FTS5 BM25 over d's passages (the sentence's
+  content words and adjacent word pairs, :mod:`lam.retrieval.lexical`), averaged over the
+  sentences; 0 where none of its terms occurs in d
+* ``document_lexical`` — BM25 of d as one text over the query's content words
+  (:func:`lam.retrieval.lexical.document_bm25`)
+
+A long query (a paragraph that paraphrases what a meeting said) is matched sentence by sentence
+on both passage signals: each sentence may be answered by a different part of d, which one
+passage scored against the whole paragraph cannot see. A one-sentence query is unaffected.
 
 Each is standardised over the candidate documents, z = (s − mean) / std, and the fused score is
 
-    score(d) = w_passage · z_passage(d) + w_document · z_document(d) + w_lexical · z_lexical(d)
+    score(d) = Σ_signal w_signal · z_signal(d)
 
 Standardising keeps what reciprocal-rank fusion throws away: how far the best document stands
 out. A passage that alone holds a rare query term gets a BM25 score many deviations above the
@@ -18,9 +26,9 @@ rest, and a weak dense signal cannot outvote that; when nothing stands out lexic
 scores decide. The weights were chosen on dev data only (QMSum val, synthetic passkey/needle
 with seeds other than the evaluation seed): ``python -m lam.retrieval.tuning`` reproduces the
 choice and writes ``results/retrieval/fusion-dev.{json,md}``. On that grid the best mean came from
-(passage 0.75, document 0, lexical 1): on dev, the document vector added nothing once the best
-passage was in, so it is computed and reported with every hit but does not move the ranking
-(pass ``FusionWeights(document=...)`` to give it a say).
+(passage 0.75, document 0, lexical 1, document_lexical 0.25): on dev, the document vector added
+nothing once the best passage was in, so it is computed and reported with every hit but does
+not move the ranking (pass ``FusionWeights(document=...)`` to give it a say).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class FusionWeights:
     passage: float = 0.75
     document: float = 0.0
     lexical: float = 1.0
+    document_lexical: float = 0.25
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -52,10 +61,10 @@ def standardise(scores: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-12, (scores - mean) / np.maximum(std, 1e-12), 0.0)
 
 
-def fuse(passage: np.ndarray, document: np.ndarray, lexical: np.ndarray, weights: FusionWeights) -> np.ndarray:
-    """Fused scores of the candidates (arrays ``[..., n_candidates]``)."""
-    return (
-        weights.passage * standardise(passage)
-        + weights.document * standardise(document)
-        + weights.lexical * standardise(lexical)
-    )
+SIGNALS = ("passage", "document", "lexical", "document_lexical")
+
+
+def fuse(signals: dict[str, np.ndarray], weights: FusionWeights) -> np.ndarray:
+    """Fused scores of the candidates from their raw ``signals`` (each ``[..., n_candidates]``)."""
+    w = weights.as_dict()
+    return sum(w[name] * standardise(signals[name]) for name in SIGNALS)

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from lam.documents import pooled_sums, pooled_sums_in_thread
 from lam.heap import release_free_memory
-from lam.retrieval.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse, standardise
-from lam.retrieval.lexical import fts_query, query_sentences
+from lam.retrieval.fusion import DEFAULT_WEIGHTS, SIGNALS, FusionWeights, fuse, standardise
+from lam.retrieval.lexical import document_bm25, fts_query, query_sentences, query_words
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
 from lam.retrieval.store import IndexStore
 from lam.retrieval.vectors import DenseView
@@ -53,7 +53,7 @@ class Hit:
     end: int
     passage: str
     passage_index: int
-    scores: dict[str, float] = field(default_factory=dict)  # passage / document / lexical, raw
+    scores: dict[str, float] = field(default_factory=dict)  # the raw signals of lam.retrieval.fusion
     metadata: dict[str, Any] | None = None
 
 
@@ -372,39 +372,61 @@ class Index:
         """Every candidate document's raw and fused scores (for evaluation and tuning).
 
         ``vectors`` comes from :meth:`query_vectors`: the whole query's embedding scores document
-        vectors; each sentence is matched to its best passage and the matches are averaged.
+        vectors; each sentence is matched to its best passage, densely and lexically, and the
+        matches are averaged over the sentences (:mod:`lam.retrieval.fusion`).
         """
         view = self._view
         whole, sentences = vectors
         if not view.doc_ids:
             return [], {}
-        lexical_passages = self._lexical(query, view)
-        candidates = view.candidates(whole, lexical_passages)
-        passage_max, best_dense = view.passage_scores(sentences, candidates)
-        document = view.document_scores(whole, candidates)
-        lexical = np.zeros(len(candidates))
-        best_lexical = np.full(len(candidates), -1, dtype=np.int64)
+        per_sentence = [self._lexical(part, view) for part in query_sentences(query)]
+        candidates = view.candidates(whole, [hit for hits in per_sentence for hit in hits])
         position = {int(c): i for i, c in enumerate(candidates)}
-        for key, score in lexical_passages:
-            i = position.get(view.doc_of_passage(key))
-            if i is not None and score > lexical[i]:
-                lexical[i], best_lexical[i] = score, key
-        fused = fuse(passage_max, document, lexical, self.weights)
-        ids = [view.doc_ids[c] for c in candidates]
-        return ids, {
-            "fused": fused,
+        passage_max, best_dense = view.passage_scores(sentences, candidates)
+        signals = {
             "passage": passage_max,
-            "document": document,
-            "lexical": lexical,
-            "best_dense": best_dense,
-            "best_lexical": best_lexical,
+            "document": view.document_scores(whole, candidates),
+            "lexical": np.zeros(len(candidates)),
+            "document_lexical": self._document_lexical(query, view, position),
         }
+        # lexical: each sentence's best passage BM25 per document, averaged over the sentences;
+        # the passage shown for a lexical hit is the one with the most BM25 summed over them
+        summed: dict[int, float] = {}
+        for hits in per_sentence:
+            best = np.zeros(len(candidates))
+            for key, score in hits:
+                i = position.get(view.doc_of_passage(key))
+                if i is not None:
+                    best[i] = max(best[i], score)
+                    summed[key] = summed.get(key, 0.0) + score
+            signals["lexical"] += best / len(per_sentence)
+        best_lexical, most = np.full(len(candidates), -1, dtype=np.int64), np.zeros(len(candidates))
+        for key, score in summed.items():
+            i = position[view.doc_of_passage(key)]
+            if score > most[i]:
+                best_lexical[i], most[i] = key, score
+        ids = [view.doc_ids[c] for c in candidates]
+        fused = fuse(signals, self.weights)
+        return ids, {"fused": fused, **signals, "best_dense": best_dense, "best_lexical": best_lexical}
 
     def _lexical(self, query: str, view: DenseView) -> list[tuple[int, float]]:
         match = fts_query(query)
         if match is None or not view.doc_ids:
             return []
         return self.store.lexical(match, limit=max(1000, 4 * len(view.doc_ids)))
+
+    def _document_lexical(self, query: str, view: DenseView, position: dict[int, int]) -> np.ndarray:
+        """Whole-document BM25 of the candidates (``position``: document row → candidate)."""
+        out = np.zeros(len(position))
+        totals = self.store.totals()
+        n_docs = totals["documents"]
+        counts = (self.store.term_counts(t) for t in self.store.terms(" ".join(query_words(query))))
+        scores = document_bm25(counts, n_docs, totals["words"] / max(n_docs, 1))
+        for key, score in scores.items():
+            i = position.get(view.row_of_document(key))
+            if i is not None:
+                out[i] = score
+        return out
 
     def _search_one(self, query: str, vector: np.ndarray, top_k: int) -> list[Hit]:
         ids, s = self.score_all(query, vector)
@@ -428,7 +450,7 @@ class Index:
                     end=p["end"],
                     passage=p["text"],
                     passage_index=p["ordinal"],
-                    scores={k: float(s[k][i]) for k in ("passage", "document", "lexical")},
+                    scores={k: float(s[k][i]) for k in SIGNALS},
                     metadata=self.store.metadata(ids[i]),
                 )
             )

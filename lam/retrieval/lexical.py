@@ -1,17 +1,30 @@
-"""The lexical side of a query: words → an FTS5 MATCH expression.
+"""The lexical side of a query: words → an FTS5 MATCH expression, and whole-document BM25.
 
 Documents are indexed in full (FTS5, Porter stemming, ``unicode61`` word splitting); only the
 query drops English function words, so BM25 is decided by the words that carry meaning. The
 list is NLTK's English stop-word list (its apostrophe forms appear here split at the
 apostrophe, as ``\\w+`` splits them).
+
+Two BM25 scores come out of the one FTS5 index: a passage's (FTS5's ``bm25()``, per row) and
+a whole document's (:func:`document_bm25`, from the term counts of all its passages) — where
+in a document the query's words meet, and how much the document as a whole is about them.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
+from collections.abc import Iterable
 
 _WORD = re.compile(r"\w+")
+_FTS_WORD = re.compile(r"[^\W_]+")  # FTS5 unicode61's tokens: runs of letters and digits
+
+
+def count_words(text: str) -> int:
+    """How many words FTS5 (``unicode61``) makes of ``text``: a document's length for BM25."""
+    return sum(1 for _ in _FTS_WORD.finditer(text))
+
 
 STOP_WORDS = frozenset(
     """
@@ -63,3 +76,31 @@ def query_sentences(text: str, max_parts: int = 8) -> list[str]:
         return sentences
     size = -(-len(sentences) // max_parts)
     return [" ".join(sentences[i : i + size]) for i in range(0, len(sentences), size)]
+
+
+def document_bm25(
+    term_counts: Iterable[list[tuple[int, int, int]]],
+    n_documents: int,
+    mean_words: float,
+    k1: float = 1.2,
+    b: float = 0.75,
+) -> dict[int, float]:
+    """Okapi BM25 of whole documents, one entry per document holding any query term.
+
+    ``term_counts`` has, per query term, ``(document, occurrences, document words)`` rows
+    (:meth:`IndexStore.term_counts`). With f the occurrences, n the documents holding the term,
+    N the documents and |d| a document's length in words (:func:`count_words`)::
+
+        score(d) = Σ_t idf(t) · f·(k1 + 1) / (f + k1·(1 − b + b·|d| / mean |d|))
+        idf(t)   = ln(1 + (N − n + 0.5) / (n + 0.5))
+
+    (k1, b as FTS5's passage BM25; this idf never goes negative, so a term in most documents
+    adds little rather than counting against them.)
+    """
+    scores: dict[int, float] = {}
+    for rows in term_counts:
+        idf = math.log(1 + (n_documents - len(rows) + 0.5) / (len(rows) + 0.5))
+        for doc, f, words in rows:
+            norm = k1 * (1 - b + b * words / max(mean_words, 1e-9))
+            scores[doc] = scores.get(doc, 0.0) + idf * f * (k1 + 1) / (f + norm)
+    return scores

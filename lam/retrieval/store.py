@@ -3,15 +3,17 @@
 Tables::
 
     meta(key, value)                      schema version, model name and weights, vector dim
-    documents(id, doc_id, metadata, n_tokens, n_chars, n_passages, vector)
+    documents(id, doc_id, metadata, n_tokens, n_chars, n_words, n_passages, vector)
     passages(id, doc, ordinal, start, end, bridge, n_tokens, vector)
-    lexical(text)                         FTS5 (porter stemming); rowid = passages.id
+    lexical(bridge, text)                 FTS5 (porter stemming); rowid = passages.id
+    lexical_instances                     fts5vocab 'instance' view of ``lexical`` (stores nothing)
 
-Vectors are unit-norm float16 blobs. A passage's text is stored once, in ``lexical``, after a
-*bridge*: the last words of the passage before it, so a sentence cut by a segment boundary is
-still whole for the lexical side. ``passages.bridge`` is the bridge's length in characters;
-passages tile the document, so a lexical row is the document's characters
-``start - bridge .. end``.
+Vectors are unit-norm float16 blobs. A passage's text is stored once, in ``lexical.text``, next
+to a *bridge*: the last words of the passage before it, so a sentence cut by a segment boundary
+is still whole for passage BM25 (FTS5 scores a row over both columns as one text).
+``passages.bridge`` is the bridge's length in characters; passages tile the document, so a
+lexical row is the document's characters ``start - bridge .. end``. Document-level term counts
+read the ``text`` column only, so every word of a document is counted once.
 
 Every write happens inside one transaction (:meth:`IndexStore.transaction`): a document is
 either fully committed or absent, whatever happens to the process.
@@ -29,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from lam.errors import LAMIndexError
+from lam.retrieval.lexical import count_words
 from lam.retrieval.passages import Passage
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the lexical bridge is its own column
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS documents (
     metadata TEXT,
     n_tokens INTEGER NOT NULL,
     n_chars INTEGER NOT NULL,
+    n_words INTEGER NOT NULL,  -- words of its passages as FTS5 splits them: BM25's document length
     n_passages INTEGER NOT NULL,
     vector BLOB NOT NULL
 );
@@ -55,7 +59,15 @@ CREATE TABLE IF NOT EXISTS passages (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_by_doc ON passages (doc, ordinal);
-CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5 (text, tokenize = 'porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5 (bridge, text, tokenize = 'porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical_instances USING fts5vocab (lexical, 'instance');
+"""
+
+# A scratch FTS5 table with the index's tokenizer: what it makes of a query's words are exactly
+# the terms the documents were indexed under (stemmed the same way).
+_QUERY_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_text USING fts5 (text, tokenize = 'porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5vocab (temp, query_text, 'row');
 """
 
 
@@ -89,6 +101,7 @@ class IndexStore:
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            self.db.executescript(_QUERY_SCHEMA)
             meta = dict(self.db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as exc:
             raise LAMIndexError(f"{self.path} is not a readable LAM index ({exc})") from exc
@@ -99,7 +112,10 @@ class IndexStore:
                 )
             meta = dict(self.db.execute("SELECT key, value FROM meta"))
         if meta.get("schema") != SCHEMA_VERSION:
-            raise LAMIndexError(f"{self.path}: index schema {meta.get('schema')!r}, this LAM reads {SCHEMA_VERSION!r}")
+            raise LAMIndexError(
+                f"{self.path}: index schema {meta.get('schema')!r}, "
+                f"this LAM reads {SCHEMA_VERSION!r} (rebuild the index)"
+            )
         for key, value in model_info.items():
             if meta.get(key) != value:
                 raise LAMIndexError(
@@ -137,7 +153,8 @@ class IndexStore:
         """A document row with empty figures (filled by :meth:`finish_document`); returns its key."""
         self.delete(doc_id)  # re-indexing an id replaces it
         cur = self.db.execute(
-            "INSERT INTO documents (doc_id, metadata, n_tokens, n_chars, n_passages, vector) VALUES (?, ?, 0, 0, 0, ?)",
+            "INSERT INTO documents (doc_id, metadata, n_tokens, n_chars, n_words, n_passages, vector) "
+            "VALUES (?, ?, 0, 0, 0, 0, ?)",
             (doc_id, None if metadata is None else json.dumps(metadata), b""),
         )
         return int(cur.lastrowid)
@@ -149,7 +166,8 @@ class IndexStore:
             "INSERT INTO passages (doc, ordinal, start, end, bridge, n_tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc, p.ordinal, p.start, p.end, len(bridge), p.n_tokens, _blob(vector)),
         )
-        self.db.execute("INSERT INTO lexical (rowid, text) VALUES (?, ?)", (cur.lastrowid, bridge + p.text))
+        self.db.execute("INSERT INTO lexical (rowid, bridge, text) VALUES (?, ?, ?)", (cur.lastrowid, bridge, p.text))
+        self.db.execute("UPDATE documents SET n_words = n_words + ? WHERE id = ?", (count_words(p.text), doc))
         return int(cur.lastrowid)
 
     def finish_document(self, doc: int, n_tokens: int, n_chars: int, n_passages: int, vector) -> None:
@@ -170,11 +188,12 @@ class IndexStore:
         return self.db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is not None
 
     def totals(self) -> dict[str, int]:
-        docs, tokens, chars = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0), COALESCE(SUM(n_chars), 0) FROM documents"
+        docs, tokens, chars, words = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0), COALESCE(SUM(n_chars), 0), COALESCE(SUM(n_words), 0) "
+            "FROM documents"
         ).fetchone()
         passages = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-        return {"documents": docs, "passages": passages, "tokens": tokens, "characters": chars}
+        return {"documents": docs, "passages": passages, "tokens": tokens, "characters": chars, "words": words}
 
     def documents(self) -> tuple[list[int], list[str], np.ndarray]:
         """(row keys, doc ids, document vectors) in key order."""
@@ -196,18 +215,32 @@ class IndexStore:
         ).fetchall()
         return [(int(k), -float(s)) for k, s in rows]
 
+    def terms(self, text: str) -> list[str]:
+        """The distinct index terms of ``text``: FTS5's own tokenizer and stemmer, as documents got."""
+        self.db.execute("DELETE FROM temp.query_text")
+        self.db.execute("INSERT INTO temp.query_text (text) VALUES (?)", (text,))
+        return [row[0] for row in self.db.execute("SELECT term FROM temp.query_terms")]
+
+    def term_counts(self, term: str) -> list[tuple[int, int, int]]:
+        """``(document key, occurrences of term, document words)`` for each document holding the
+        index term; bridges are left out, so every word of a document counts once."""
+        return self.db.execute(
+            "SELECT p.doc, COUNT(*), d.n_words FROM lexical_instances v "
+            "JOIN passages p ON p.id = v.doc JOIN documents d ON d.id = p.doc "
+            "WHERE v.term = ? AND v.col = 'text' GROUP BY p.doc",
+            (term,),
+        ).fetchall()
+
     def passage(self, key: int, with_bridge: bool = False) -> dict[str, Any]:
         """A passage's document, position and text (``with_bridge``: from the start of its bridge)."""
         row = self.db.execute(
-            "SELECT d.doc_id, p.ordinal, p.start, p.end, p.bridge, l.text "
+            "SELECT d.doc_id, p.ordinal, p.start, p.end, l.bridge, l.text "
             "FROM passages p JOIN documents d ON d.id = p.doc JOIN lexical l ON l.rowid = p.id WHERE p.id = ?",
             (key,),
         ).fetchone()
         doc_id, ordinal, start, end, bridge, text = row
-        if not with_bridge:
-            text = text[bridge:]
-        else:
-            start -= bridge
+        if with_bridge:
+            text, start = bridge + text, start - len(bridge)
         return {"doc_id": doc_id, "ordinal": ordinal, "start": start, "end": end, "text": text}
 
     def metadata(self, doc_id: str) -> dict[str, Any] | None:

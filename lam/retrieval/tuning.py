@@ -1,7 +1,7 @@
 """Choose the fusion weights on dev data only: ``python -m lam.retrieval.tuning``.
 
 Dev sets: QMSum val (both query variants) and synthetic passkey / needle sets generated with
-``DEV_SEED`` (never the evaluation seed). Every document's three signals are computed once;
+``DEV_SEED`` (never the evaluation seed). Every document's four signals are computed once;
 then each weight triple on a grid is scored, and the triple with the best mean over the four
 dev groups (QMSum query, QMSum answer, passkey, needle) wins. Only the ratios matter (the
 fused ranking is unchanged by scaling all weights), so the lexical weight is fixed to 1.
@@ -22,12 +22,13 @@ from lam.evaluation.datasets import load_qmsum
 from lam.evaluation.encoders import LAMSearch
 from lam.evaluation.metrics import ndcg_at_k
 from lam.evaluation.synthetic import EVAL_SEED, needle_split, passkey_split
-from lam.retrieval.fusion import FusionWeights, fuse
+from lam.retrieval.fusion import SIGNALS, FusionWeights, fuse
 
 DEV_SEED = 1
 DEV_LENGTHS = (512, 2048, 8192)
 PASSAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DOCUMENT_GRID = (0.0, 0.125, 0.25, 0.5, 1.0)
+DOCUMENT_LEXICAL_GRID = (0.0, 0.125, 0.25, 0.5, 0.75, 1.0)
 
 
 def dev_splits(lengths=DEV_LENGTHS, seed: int = DEV_SEED):
@@ -51,11 +52,11 @@ def signals(retriever: LAMSearch, split) -> tuple[dict[str, np.ndarray], list[st
 def grid_search(dev: list[tuple[str, str, dict, list[str], list[set[str]], int]]) -> list[dict]:
     """Every weight triple's score per dev split and per group, best mean first."""
     rows = []
-    for wp, wd in itertools.product(PASSAGE_GRID, DOCUMENT_GRID):
-        weights = FusionWeights(passage=wp, document=wd, lexical=1.0)
+    for wp, wd, wl in itertools.product(PASSAGE_GRID, DOCUMENT_GRID, DOCUMENT_LEXICAL_GRID):
+        weights = FusionWeights(passage=wp, document=wd, lexical=1.0, document_lexical=wl)
         per_split, per_group = {}, {}
         for group, name, comps, doc_ids, relevant, k in dev:
-            fused = fuse(comps["passage"], comps["document"], comps["lexical"], weights)
+            fused = fuse(comps, weights)
             per_split[name] = 100 * ndcg_at_k(fused, doc_ids, relevant, k)
             per_group.setdefault(group, []).append(per_split[name])
         groups = {g: float(np.mean(v)) for g, v in per_group.items()}
@@ -93,11 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fusion-dev.json").write_text(json.dumps(record, indent=2))
-    lines = ["| passage | document | lexical | mean | " + " | ".join(best["groups"]) + " |"]
-    lines.append("|" + "---:|" * (4 + len(best["groups"])))
+    lines = ["| " + " | ".join(SIGNALS) + " | mean | " + " | ".join(best["groups"]) + " |"]
+    lines.append("|" + "---:|" * (len(SIGNALS) + 1 + len(best["groups"])))
     for r in rows[:10]:
-        w = r["weights"]
-        cells = [f"{w['passage']:g}", f"{w['document']:g}", f"{w['lexical']:g}", f"{r['mean']:.2f}"]
+        cells = [f"{r['weights'][s]:g}" for s in SIGNALS] + [f"{r['mean']:.2f}"]
         lines.append("| " + " | ".join(cells + [f"{v:.2f}" for v in r["groups"].values()]) + " |")
     (out / "fusion-dev.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -80,8 +80,8 @@ class DenseView:
         self._index_rows(all_p_docs)
 
     def _index_rows(self, p_doc_keys: np.ndarray) -> None:
-        row = {k: i for i, k in enumerate(self._doc_keys)}
-        self._p_doc = np.array([row[k] for k in p_doc_keys.tolist()], dtype=np.int64)
+        self._doc_row = {k: i for i, k in enumerate(self._doc_keys)}
+        self._p_doc = np.array([self._doc_row[k] for k in p_doc_keys.tolist()], dtype=np.int64)
         self._p_row = {k: i for i, k in enumerate(self._p_keys.tolist())}
         # passages are sorted by document: document r owns rows starts[r] .. starts[r + 1]
         self._starts = np.searchsorted(self._p_doc, np.arange(len(self._doc_keys) + 1))
@@ -96,7 +96,13 @@ class DenseView:
         return len(self._doc_ids) > self.exact_limit and _usearch() is not None
 
     def doc_of_passage(self, key: int) -> int:
+        """The document row of a passage key."""
         return int(self._p_doc[self._p_row[key]])
+
+    def row_of_document(self, key: int) -> int:
+        """The row of a document key."""
+        self._ensure()
+        return self._doc_row[key]
 
     def candidates(self, vector: np.ndarray, lexical: list[tuple[int, float]]) -> np.ndarray:
         """Document rows to score: all of them (exact), or those the ANN and the lexical side propose."""

@@ -14,6 +14,7 @@ import torch
 
 from lam import LAMIndexError
 from lam.retrieval import Index
+from lam.retrieval.lexical import count_words
 from lam.retrieval.store import vectors_from_blobs
 
 HAYSTACK = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
@@ -52,8 +53,54 @@ def test_hits_are_ranked_and_cut_to_top_k(built):
     hits = built.search("Alice bicycle", top_k=3)
     assert len(hits) == 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert set(hits[0].scores) == {"passage", "document", "lexical"}
+    assert set(hits[0].scores) == {"passage", "document", "lexical", "document_lexical"}
     assert len(built.search(["Alice", "Bob"], top_k=1)) == 2
+
+
+def _signals(index: Index, query: str) -> dict[str, np.ndarray]:
+    ids, scores = index.score_all(query, index.query_vectors([query])[0])
+    order = np.argsort(ids)
+    return {k: np.asarray(v)[order] for k, v in scores.items()}
+
+
+def test_a_long_query_is_matched_sentence_by_sentence(built):
+    """Both passage signals of a two-sentence query are the means of each sentence's own."""
+    first, second = "Where does Alice keep her bicycle?", "What is Bob's favourite dish?"
+    both, one, two = (_signals(built, q) for q in (f"{first} {second}", first, second))
+    for signal in ("passage", "lexical"):
+        np.testing.assert_allclose(both[signal], (one[signal] + two[signal]) / 2, rtol=1e-5, atol=1e-6)
+    assert both["lexical"][3] == 0  # dan holds neither sentence's words
+
+
+def test_document_bm25_counts_every_word_of_a_document_once(shipped_lam):
+    """Term counts come from the passages' own text: the bridges (which repeat the end of the
+    passage before) are not counted, however the words fall across passage boundaries."""
+    text = " ".join(f"word{i} zebra" if i % 7 == 0 else f"word{i}" for i in range(3000))
+    index = Index(":memory:", shipped_lam)
+    index.index("z", text)
+    assert index.stats()["passages"] > 3  # several bridges
+    assert index.store.terms("Zebras running") == ["run", "zebra"]  # FTS5's Porter stems
+    (row,) = index.store.term_counts("zebra")
+    assert row[1] == text.count("zebra")
+    # the length is the words of the passages' own text, as FTS5 counted them (a word cut by a
+    # segment boundary counts twice: once in each passage, for the length as for its term count)
+    fts_words = index.store.db.execute("SELECT COUNT(*) FROM lexical_instances WHERE col = 'text'").fetchone()[0]
+    assert row[2] == fts_words
+    assert count_words(text) <= row[2] <= count_words(text) + index.stats()["passages"]
+    assert index.store.term_counts("giraffe") == []
+
+
+def test_document_lexical_ranks_the_document_that_is_about_the_words(shipped_lam):
+    index = Index(":memory:", shipped_lam)
+    index.index_many(
+        {
+            "about": "Volcanoes erupt magma. Magma cools into basalt. Volcanoes shape islands. " * 20,
+            "mention": "The sky is blue. " * 100 + "A volcano was on the news once. " + "The grass is green. " * 100,
+        },
+        show_progress_bar=False,
+    )
+    s = _signals(index, "volcanoes and magma")
+    assert s["document_lexical"][0] > s["document_lexical"][1] > 0  # ids sorted: about, mention
 
 
 def test_document_vectors_equal_encode(built, shipped_lam):
@@ -183,12 +230,14 @@ def test_corrupt_or_foreign_index_files_are_refused_untouched(shipped_lam, tmp_p
     assert garbage.read_bytes() == b"this is not a database" * 100
     with pytest.raises(LAMIndexError, match="directory"):
         Index(tmp_path, shipped_lam)
-    other = tmp_path / "other.lam"
-    Index(other, shipped_lam).close()
-    with sqlite3.connect(other) as db:
-        db.execute("UPDATE meta SET value = 'another-model' WHERE key = 'weights_sha256'")
-    with pytest.raises(LAMIndexError, match="weights_sha256"):
-        Index(other, shipped_lam)
+    # another model's index, and one written by an older LAM (schema 1: one lexical column)
+    for key, value, error in [("weights_sha256", "another-model", "weights_sha256"), ("schema", "1", "rebuild")]:
+        other = tmp_path / f"{key}.lam"
+        Index(other, shipped_lam).close()
+        with sqlite3.connect(other) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+        with pytest.raises(LAMIndexError, match=error):
+            Index(other, shipped_lam)
 
 
 _WRITER = textwrap.dedent(
