@@ -418,7 +418,7 @@ class Index:
     def _document_lexical(self, query: str, view: DenseView, position: dict[int, int]) -> np.ndarray:
         """Whole-document BM25 of the candidates (``position``: document row → candidate)."""
         out = np.zeros(len(position))
-        totals = self.store.totals()
+        totals = view.totals()  # BM25's N and mean length, cached: a scan of every document row
         n_docs = totals["documents"]
         counts = (self.store.term_counts(t) for t in self.store.terms(" ".join(query_words(query))))
         scores = document_bm25(counts, n_docs, totals["words"] / max(n_docs, 1))

@@ -31,18 +31,27 @@ class DenseView:
         self.exact_limit = exact_limit
         self._loaded = False
         self._appended: list = []
+        self._totals: dict[str, int] | None = None
 
     # --- keeping in step with the store ---
     def invalidate(self) -> None:
         self._loaded = False
         self._appended = []
+        self._totals = None
 
     def added(self, docs: list[tuple[int, str]], doc_vectors, passages: list[tuple[int, int, np.ndarray]], replaced):
         """Documents just committed (``(key, id)``, vectors) and their passages ``(key, doc key, vector)``."""
+        self._totals = None
         if replaced or not self._loaded:
             self.invalidate()
             return
         self._appended.append((docs, doc_vectors, passages))
+
+    def totals(self) -> dict[str, int]:
+        """The store's :meth:`~IndexStore.totals`, read once per change rather than per query."""
+        if self._totals is None:
+            self._totals = self.store.totals()
+        return self._totals
 
     @property
     def doc_ids(self) -> list[str]:

@@ -101,6 +101,11 @@ def test_document_lexical_ranks_the_document_that_is_about_the_words(shipped_lam
     )
     s = _signals(index, "volcanoes and magma")
     assert s["document_lexical"][0] > s["document_lexical"][1] > 0  # ids sorted: about, mention
+    # BM25's N and mean length are cached per change: they follow adds and removals
+    for change in (lambda: index.index("more", "Basalt and more basalt."), lambda: index.remove("about")):
+        change()
+        _signals(index, "volcanoes and magma")
+        assert index._view.totals() == index.store.totals()
 
 
 def test_document_vectors_equal_encode(built, shipped_lam):
