@@ -34,8 +34,8 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 1 h 15 min, 2 cores):
-# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain stages. Outputs under runs/.
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 2 h 15 min, 2 cores):
+# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain / cloze stages. Outputs under runs/.
 train: install-dev
 	$(PY) -m lam.teacher runs/v0
 	lam distill --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
@@ -45,6 +45,9 @@ train: install-dev
 		--lr 2e-3 --out runs/chain-100
 	lam distill --model runs/embed-300/model --stage embed --steps 200 --batch-size 8 --lr 1e-3 --seed 1 \
 		--out runs/embed-500 --name lam-embed-500
+	lam distill --model runs/embed-500/model --stage cloze --steps 150 --batch-size 16 --group 4 \
+		--long-segments 6 --passage-tokens 64 --embed-weight 10 --lr 1e-3 --seed 2 --out runs/cloze-150 \
+		--name lam-cloze-150
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev

@@ -414,7 +414,7 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
 @cli.command()
 @click.option(
     "--stage",
-    type=click.Choice(["transfer", "embed", "chain", "long"]),
+    type=click.Choice(["transfer", "embed", "chain", "long", "cloze"]),
     default="transfer",
     show_default=True,
     help="transfer: stage 1, memory reads match full attention layer by layer; embed: stage 2, "
@@ -422,15 +422,34 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
     "--long-segments segments, each segment (memory carried from all before it) matches the teacher's view "
     "of it with the previous segment in context; long: documents of "
     "--long-segments segments that share a context and each hide a different sentence must retrieve the "
-    "teacher embedding of their own sentence (InfoNCE), plus the embed loss on their first 508 tokens",
+    "teacher embedding of their own sentence (InfoNCE), plus the embed loss on their first 508 tokens; "
+    "cloze: the same, but each document must retrieve a passage of its own text among the batch's, "
+    "--group documents per batch coming from different pages of one book",
 )
 @click.option(
-    "--long-segments", default=4, show_default=True, type=click.IntRange(min=2), help="long: segments per document"
+    "--long-segments",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="long / chain / cloze: segments per document",
 )
 @click.option(
-    "--group", default=4, show_default=True, type=click.IntRange(min=1), help="long: documents per shared context"
+    "--group",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="long: documents per shared context; cloze: documents per book",
 )
-@click.option("--embed-weight", default=1.0, show_default=True, type=float, help="long: weight of the embed loss")
+@click.option(
+    "--passage-tokens",
+    default=48,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="long: longest hidden sentence; cloze: passage length (tokens)",
+)
+@click.option(
+    "--embed-weight", default=1.0, show_default=True, type=float, help="long / cloze: weight of the embed loss"
+)
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=3e-3, show_default=True, type=float)
@@ -450,6 +469,7 @@ def distill(
     stage,
     long_segments,
     group,
+    passage_tokens,
     embed_weight,
     steps,
     batch_size,
@@ -474,6 +494,7 @@ def distill(
         stage=stage,
         long_segments=long_segments,
         group=group,
+        passage_tokens=passage_tokens,
         embed_weight=embed_weight,
         steps=steps,
         batch_size=batch_size,

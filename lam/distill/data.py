@@ -40,6 +40,15 @@ def long_documents(split: str = "train") -> Iterator[tuple[str, str]]:
             yield doc_id, path.read_text(encoding="utf-8")
 
 
+def _slice_ids(segmenter: TextSegmenter, text: str, rng: random.Random, slice_chars: int) -> list[int]:
+    """Body ids of one random slice of ``text`` (whole words): cheap to tokenise, and not always
+    the opening pages (Gutenberg books start with licence boilerplate)."""
+    start = rng.randrange(0, max(1, len(text) - slice_chars))
+    if start:
+        start = text.find(" ", start) + 1
+    return [i for piece in segmenter.iter_body_ids(text[start : start + slice_chars]) for i in piece]
+
+
 def token_windows(
     segmenter: TextSegmenter,
     n_tokens: int,
@@ -51,17 +60,44 @@ def token_windows(
     """Random windows of exactly ``n_tokens`` body ids, up to ``per_doc`` per document."""
     rng = random.Random(seed)
     for _, text in long_documents(split):
-        # One random slice per document (whole words): cheap to tokenise, and not always the
-        # opening pages (Gutenberg books start with licence boilerplate).
-        start = rng.randrange(0, max(1, len(text) - slice_chars))
-        if start:
-            start = text.find(" ", start) + 1
-        ids = [i for piece in segmenter.iter_body_ids(text[start : start + slice_chars]) for i in piece]
+        ids = _slice_ids(segmenter, text, rng, slice_chars)
         if len(ids) < n_tokens:
             continue
         starts = sorted(rng.sample(range(len(ids) - n_tokens + 1), min(per_doc, len(ids) - n_tokens + 1)))
         for s in starts:
             yield ids[s : s + n_tokens]
+
+
+def sibling_windows(
+    segmenter: TextSegmenter,
+    n_tokens: int,
+    siblings: int,
+    split: str = "train",
+    seed: int = 0,
+    slice_chars: int = 60_000,
+) -> Iterator[list[list[int]]]:
+    """``siblings`` non-overlapping windows of ``n_tokens`` body ids from one document at a time.
+
+    Windows of one book are the hard negatives of the "cloze" stage: the same author, names and
+    style, different pages (as meetings of one series differ in what was discussed). They never
+    overlap, so no window holds another's passage.
+    """
+    rng = random.Random(seed)
+    for _, text in long_documents(split):
+        ids = _slice_ids(segmenter, text, rng, slice_chars)
+        n_windows = len(ids) // n_tokens
+        if n_windows < siblings:
+            continue
+        picked = sorted(rng.sample(range(n_windows), siblings))
+        yield [ids[w * n_tokens : (w + 1) * n_tokens] for w in picked]
+
+
+def random_span(window: list[int], length: int, rng: random.Random, continuation: frozenset[int]) -> list[int]:
+    """A span of ``length`` ids of ``window`` starting at a random word start."""
+    last = len(window) - length
+    starts = [p for p in range(last + 1) if window[p] not in continuation]
+    p = rng.choice(starts or range(last + 1))
+    return window[p : p + length]
 
 
 def pair_sentences(seed: int = 0) -> list[str]:

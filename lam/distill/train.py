@@ -1,4 +1,4 @@
-"""The distillation loop: ``lam distill`` (stage "transfer", "embed" or "long").
+"""The distillation loop: ``lam distill`` (stage "transfer", "embed", "chain", "long" or "cloze").
 
 Fixed seeds, AdamW on the memory parameters only (so text of one segment stays exactly the
 teacher's), cosine learning-rate decay, gradient clipping, a checkpoint every
@@ -22,7 +22,14 @@ import torch
 from tqdm.auto import tqdm
 
 from lam.config import LAMConfig
-from lam.distill.data import continuation_ids, hide_passage, pair_sentences, token_windows
+from lam.distill.data import (
+    continuation_ids,
+    hide_passage,
+    pair_sentences,
+    random_span,
+    sibling_windows,
+    token_windows,
+)
 from lam.distill.objectives import (
     attention_transfer_loss,
     embedding_distillation_loss,
@@ -37,16 +44,17 @@ from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
 from lam.tokenization import TextSegmenter
 
-STAGES = ("transfer", "embed", "chain", "long")
+STAGES = ("transfer", "embed", "chain", "long", "cloze")
+MULTI_SEGMENT_STAGES = ("chain", "long", "cloze")
 
 
 @dataclass
 class DistillConfig:
-    stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2), "chain" or "long" (beyond 512 tokens)
-    long_segments: int = 4  # "long" / "chain": segments per training document
-    passage_tokens: int = 48  # "long": longest passage hidden in a document (tokens)
-    group: int = 4  # "long": documents sharing one context, each hiding a different passage
-    embed_weight: float = 1.0  # "long": weight of the 508-token fidelity loss on the same pass
+    stage: str = "transfer"  # "transfer" (stage 1), "embed" (stage 2); "chain", "long", "cloze" (beyond 512)
+    long_segments: int = 4  # "long" / "chain" / "cloze": segments per training document
+    passage_tokens: int = 48  # "long": longest passage hidden in a document; "cloze": passage length
+    group: int = 4  # "long": documents sharing one context; "cloze": documents from one book
+    embed_weight: float = 1.0  # "long" / "cloze": weight of the 508-token fidelity loss on the same pass
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -154,13 +162,26 @@ def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int
         epoch += 1
 
 
+def _sibling_batches(segmenter: TextSegmenter, n_tokens: int, books: int, siblings: int, seed: int):
+    """Batches of ``books × siblings`` windows, ``siblings`` consecutive rows from one book."""
+    epoch = 0
+    while True:
+        batch = []
+        for windows in sibling_windows(segmenter, n_tokens, siblings, "train", seed=seed + epoch):
+            batch += windows
+            if len(batch) == books * siblings:
+                yield batch
+                batch = []
+        epoch += 1
+
+
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
     if cfg.stage not in STAGES:
         raise ValueError(f"unknown stage {cfg.stage!r}")
-    if cfg.stage in ("long", "chain") and cfg.long_segments < 2:
+    if cfg.stage in MULTI_SEGMENT_STAGES and cfg.long_segments < 2:
         raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
-    if cfg.stage == "long" and cfg.batch_size < cfg.group:
-        raise ValueError(f"long: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
+    if cfg.stage in ("long", "cloze") and cfg.batch_size < cfg.group:
+        raise ValueError(f"{cfg.stage}: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,13 +217,17 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
-    n_segments = cfg.long_segments if cfg.stage in ("long", "chain") else 2
+    n_segments = cfg.long_segments if cfg.stage in MULTI_SEGMENT_STAGES else 2
     n_tokens = 510 if cfg.stage == "transfer" else n_segments * c.segment_body_len
-    contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage == "long" else cfg.batch_size
-    if cfg.stage == "long":
+    contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage in ("long", "cloze") else cfg.batch_size
+    if cfg.stage in ("long", "cloze"):
         continuation = continuation_ids(segmenter)
+    if cfg.stage == "long":
         passages = [p[: cfg.passage_tokens] for p in segmenter.body_ids_batch(pair_sentences(cfg.seed))]
-    batches = _batches(segmenter, n_tokens, contexts_per_batch, cfg.seed)
+    if cfg.stage == "cloze":
+        batches = _sibling_batches(segmenter, n_tokens, contexts_per_batch, cfg.group, cfg.seed)
+    else:
+        batches = _batches(segmenter, n_tokens, contexts_per_batch, cfg.seed)
     for _ in range(step):  # resume at the same data position
         next(batches)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"distill/{cfg.stage}")
@@ -230,11 +255,16 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 losses.append(embedding_distillation_loss(means[s], target))
             loss = torch.stack(losses).mean()
             parts = {f"segment {s}": float(v.detach()) for s, v in enumerate(losses, start=1)}
-        else:  # "long"
+        else:  # "long" / "cloze"
             rng = random.Random(f"{cfg.seed}/{step}")  # per step, so a resumed run draws the same
-            hidden = [rng.choice(passages) for _ in range(len(windows) * cfg.group)]
-            docs = [hide_passage(windows[i // cfg.group], p, rng, continuation) for i, p in enumerate(hidden)]
-            target = _teacher_embedding(teacher, segmenter, hidden, cfg.device, cache)
+            if cfg.stage == "long":
+                hidden = [rng.choice(passages) for _ in range(len(windows) * cfg.group)]
+                docs = [hide_passage(windows[i // cfg.group], p, rng, continuation) for i, p in enumerate(hidden)]
+                target = _teacher_embedding(teacher, segmenter, hidden, cfg.device, cache)
+            else:  # a passage of each document's own text; not cached: every draw is new
+                docs = windows
+                hidden = [random_span(d, cfg.passage_tokens, rng, continuation) for d in docs]
+                target = _teacher_embedding(teacher, segmenter, hidden, cfg.device)
             running = pooled_segments(student, _segments(docs, segmenter, cfg.device), prefixes=True)
             recall = passage_recall_loss(running[-1], target)
             prefix_len = 2 * c.segment_body_len

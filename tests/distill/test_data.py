@@ -1,14 +1,22 @@
-"""Training data helpers: passages hidden at word starts, pair sentences from train-side splits."""
+"""Training data helpers: passages hidden at word starts, sibling windows of one book, passages of a
+window, pair sentences from train-side splits."""
 
 import csv
 import gzip
+import itertools
 import json
 import random
 
 import pytest
 
 from lam import LAM
-from lam.distill.data import continuation_ids, hide_passage, pair_sentences
+from lam.distill.data import (
+    continuation_ids,
+    hide_passage,
+    pair_sentences,
+    random_span,
+    sibling_windows,
+)
 from tests.conftest import SHARED_DATA
 
 
@@ -49,3 +57,30 @@ def test_pair_sentences_are_distinct_train_side_sentences():
 def _snli_dev_sentences():
     with gzip.open(SHARED_DATA / "nli" / "snli_dev.jsonl.gz", "rt", encoding="utf-8") as f:
         return {s.strip() for line in f for s in (json.loads(line)["premise"], json.loads(line)["hypothesis"])}
+
+
+def test_random_span_is_a_whole_word_slice_of_the_window(segmenter):
+    continuation = continuation_ids(segmenter)
+    window = segmenter.body_ids_batch(["unbelievably interchangeable words " * 20])[0]
+    rng = random.Random(0)
+    for _ in range(50):
+        span = random_span(window, 16, rng, continuation)
+        assert len(span) == 16 and span[0] not in continuation
+        assert any(window[p : p + 16] == span for p in range(len(window) - 15))
+
+
+def test_sibling_windows_are_disjoint_pages_of_one_document(segmenter, monkeypatch):
+    # Two synthetic books with disjoint vocabularies, every word numbered so positions are unique.
+    books = {
+        "apple": " ".join(f"apple{i}" for i in range(3000)),
+        "river": " ".join(f"river{i}" for i in range(3000)),
+    }
+    monkeypatch.setattr("lam.distill.data.long_documents", lambda split: iter(books.items()))
+    groups = list(sibling_windows(segmenter, 100, 3, "train", seed=0, slice_chars=40_000))
+    assert len(groups) == 2
+    for group, text in zip(groups, books.values()):
+        assert len(group) == 3 and all(len(w) == 100 for w in group)
+        book_ids = [i for piece in segmenter.iter_body_ids(text) for i in piece]
+        starts = [next(p for p in range(len(book_ids)) if book_ids[p : p + 100] == w) for w in group]
+        assert starts == sorted(starts) and all(b - a >= 100 for a, b in itertools.pairwise(starts))  # disjoint
+    assert not list(sibling_windows(segmenter, 100, 10_000, "train"))  # too short a book: skipped

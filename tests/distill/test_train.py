@@ -11,7 +11,7 @@ from tests.conftest import SHARED_DATA
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "longdocs").exists(), reason="needs ../shared/data")
 
 
-@pytest.mark.parametrize("stage", ["embed", "chain", "long"])
+@pytest.mark.parametrize("stage", ["embed", "chain", "long", "cloze"])
 def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     cfg = DistillConfig(
         stage=stage,
@@ -37,7 +37,7 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     assert resumed["target_cache"]["hits"] >= 2  # the held-out targets came from disk
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in entries] == [1, 2]  # resumed at step 1, did not start over
-    if stage == "long":  # the passage-recall loss and the fidelity term on the same pass
+    if stage in ("long", "cloze"):  # the passage-recall loss and the fidelity term on the same pass
         assert set(entries[0]["parts"]) == {"recall", "fidelity"}
         assert abs(entries[0]["loss"] - entries[0]["parts"]["recall"] - entries[0]["parts"]["fidelity"]) < 1e-4
     if stage == "chain":  # one loss per segment after the first (2 segments: one)
@@ -45,9 +45,10 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
 
 
 def test_long_stage_needs_a_full_group(tmp_path):
-    cfg = DistillConfig(stage="long", steps=1, batch_size=2, group=4, out=str(tmp_path), target_cache=None)
-    with pytest.raises(ValueError, match="group"):
-        train(cfg, progress=False)
+    for stage in ("long", "cloze"):
+        cfg = DistillConfig(stage=stage, steps=1, batch_size=2, group=4, out=str(tmp_path), target_cache=None)
+        with pytest.raises(ValueError, match="group"):
+            train(cfg, progress=False)
     cfg = DistillConfig(stage="chain", long_segments=1, out=str(tmp_path), target_cache=None)
     with pytest.raises(ValueError, match="long_segments"):
         train(cfg, progress=False)
