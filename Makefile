@@ -34,7 +34,7 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 2 h 15 min, 2 cores):
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 2 h 30 min, 2 cores):
 # the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain / cloze stages. Outputs under runs/.
 train: install-dev
 	$(PY) -m lam.teacher runs/v0
@@ -48,6 +48,9 @@ train: install-dev
 	lam distill --model runs/embed-500/model --stage cloze --steps 150 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 10 --lr 1e-3 --seed 2 --out runs/cloze-150 \
 		--name lam-cloze-150
+	lam distill --model runs/cloze-150/model --stage cloze --steps 60 --batch-size 16 --group 4 \
+		--long-segments 6 --passage-tokens 64 --embed-weight 25 --lr 5e-4 --seed 3 --out runs/cloze-210 \
+		--name lam-cloze-210
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev
