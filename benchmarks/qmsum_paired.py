@@ -21,20 +21,9 @@ import numpy as np
 
 from lam import LAM
 from lam.evaluation.datasets import load_qmsum
-from lam.evaluation.metrics import rank_documents
+from lam.evaluation.metrics import ndcg_per_query
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
-
-
-def ndcg_per_query(scores: np.ndarray, doc_ids: list[str], relevant: list[set[str]], k: int = 10) -> np.ndarray:
-    """nDCG@k of each query (binary relevance, MTEB's tie rule); the mean is ``ndcg_at_k``."""
-    order = rank_documents(scores, doc_ids)
-    out = []
-    for q, rel in enumerate(relevant):
-        dcg = sum(1 / np.log2(i + 2) for i, j in enumerate(order[q, :k]) if doc_ids[j] in rel)
-        idcg = sum(1 / np.log2(i + 2) for i in range(min(len(rel), k)))
-        out.append(dcg / idcg if idcg else 0.0)
-    return np.array(out)
 
 
 def paired_interval(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -58,7 +47,9 @@ def main() -> None:
         for name, data in variants.items():
             qids = list(data.queries)
             queries = lam.encode_query([data.queries[q] for q in qids])
-            per_query[path][name] = ndcg_per_query(queries @ docs.T, doc_ids, [data.qrels[q] for q in qids])
+            per_query[path][name] = np.array(
+                ndcg_per_query(queries @ docs.T, doc_ids, [data.qrels[q] for q in qids], 10)
+            )
         print(f"{path}: done", flush=True)
     base = args.model[0]
     record: dict = {"base": base, "models": {}}

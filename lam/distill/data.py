@@ -94,9 +94,7 @@ def sibling_windows(
 
 def random_span(window: list[int], length: int, rng: random.Random, continuation: frozenset[int]) -> list[int]:
     """A span of ``length`` ids of ``window`` starting at a random word start."""
-    last = len(window) - length
-    starts = [p for p in range(last + 1) if window[p] not in continuation]
-    p = rng.choice(starts or range(last + 1))
+    p = _word_start(window, len(window) - length, rng, continuation)
     return window[p : p + length]
 
 
@@ -115,6 +113,12 @@ def pair_sentences(seed: int = 0) -> list[str]:
     return out
 
 
+def _word_start(ids: list[int], last: int, rng: random.Random, continuation: frozenset[int]) -> int:
+    """A random position in 0…``last`` where a word starts (any position if none does)."""
+    starts = [p for p in range(last + 1) if p == len(ids) or ids[p] not in continuation]
+    return rng.choice(starts or range(last + 1))
+
+
 def continuation_ids(segmenter: TextSegmenter) -> frozenset[int]:
     """Ids of WordPiece continuation pieces ("##…"): positions where a word does not start."""
     return frozenset(i for token, i in segmenter.tokenizer.get_vocab().items() if token.startswith("##"))
@@ -125,7 +129,5 @@ def hide_passage(context: list[int], passage: list[int], rng: random.Random, con
 
     The insertion point leaves the whole passage inside the returned window.
     """
-    last = len(context) - len(passage)
-    starts = [p for p in range(last + 1) if p == len(context) or context[p] not in continuation]
-    p = rng.choice(starts or range(last + 1))  # no word start at all: any position
+    p = _word_start(context, len(context) - len(passage), rng, continuation)
     return (context[:p] + passage + context[p:])[: len(context)]

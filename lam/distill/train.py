@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -46,6 +47,7 @@ from lam.tokenization import TextSegmenter
 
 STAGES = ("transfer", "embed", "chain", "long", "cloze")
 MULTI_SEGMENT_STAGES = ("chain", "long", "cloze")
+RECALL_STAGES = ("long", "cloze")  # a passage-recall loss over groups of documents
 
 
 @dataclass
@@ -150,26 +152,15 @@ def fidelity_512(
     return sum(cos) / len(cos)
 
 
-def _batches(segmenter: TextSegmenter, n_tokens: int, batch_size: int, seed: int):
+def _batches(groups: Callable[[int], Iterator[list[list[int]]]], size: int, seed: int):
+    """Endless batches of ``size`` windows from ``groups(seed + epoch)``, a group never split
+    across batches (a group's windows stay consecutive rows)."""
     epoch = 0
     while True:
         batch = []
-        for window in token_windows(segmenter, n_tokens, "train", seed=seed + epoch):
-            batch.append(window)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        epoch += 1
-
-
-def _sibling_batches(segmenter: TextSegmenter, n_tokens: int, books: int, siblings: int, seed: int):
-    """Batches of ``books × siblings`` windows, ``siblings`` consecutive rows from one book."""
-    epoch = 0
-    while True:
-        batch = []
-        for windows in sibling_windows(segmenter, n_tokens, siblings, "train", seed=seed + epoch):
-            batch += windows
-            if len(batch) == books * siblings:
+        for group in groups(seed + epoch):
+            batch += group
+            if len(batch) == size:
                 yield batch
                 batch = []
         epoch += 1
@@ -180,7 +171,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         raise ValueError(f"unknown stage {cfg.stage!r}")
     if cfg.stage in MULTI_SEGMENT_STAGES and cfg.long_segments < 2:
         raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
-    if cfg.stage in ("long", "cloze") and cfg.batch_size < cfg.group:
+    if cfg.stage in RECALL_STAGES and cfg.batch_size < cfg.group:
         raise ValueError(f"{cfg.stage}: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -219,15 +210,21 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
     n_segments = cfg.long_segments if cfg.stage in MULTI_SEGMENT_STAGES else 2
     n_tokens = 510 if cfg.stage == "transfer" else n_segments * c.segment_body_len
-    contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage in ("long", "cloze") else cfg.batch_size
-    if cfg.stage in ("long", "cloze"):
+    contexts_per_batch = cfg.batch_size // cfg.group if cfg.stage in RECALL_STAGES else cfg.batch_size
+    if cfg.stage in RECALL_STAGES:
         continuation = continuation_ids(segmenter)
     if cfg.stage == "long":
         passages = [p[: cfg.passage_tokens] for p in segmenter.body_ids_batch(pair_sentences(cfg.seed))]
-    if cfg.stage == "cloze":
-        batches = _sibling_batches(segmenter, n_tokens, contexts_per_batch, cfg.group, cfg.seed)
-    else:
-        batches = _batches(segmenter, n_tokens, contexts_per_batch, cfg.seed)
+    if cfg.stage == "cloze":  # a group: pages of one book, consecutive rows of a batch
+        batches = _batches(
+            lambda s: sibling_windows(segmenter, n_tokens, cfg.group, "train", seed=s),
+            contexts_per_batch * cfg.group,
+            cfg.seed,
+        )
+    else:  # a group: one window
+        batches = _batches(
+            lambda s: ([w] for w in token_windows(segmenter, n_tokens, "train", seed=s)), contexts_per_batch, cfg.seed
+        )
     for _ in range(step):  # resume at the same data position
         next(batches)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"distill/{cfg.stage}")

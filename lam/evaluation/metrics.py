@@ -24,13 +24,18 @@ def rank_documents(scores: np.ndarray, doc_ids: list[str]) -> np.ndarray:
     return np.stack([np.lexsort((-id_rank, -row)) for row in scores])
 
 
-def ndcg_at_k(scores: np.ndarray, doc_ids: list[str], relevant: list[set[str]], k: int) -> float:
-    """Mean nDCG@k over queries (binary relevance): scores ``[Q, D]``, relevant[q] = gold ids."""
+def ndcg_per_query(scores: np.ndarray, doc_ids: list[str], relevant: list[set[str]], k: int) -> list[float]:
+    """nDCG@k of each query (binary relevance): scores ``[Q, D]``, relevant[q] = gold ids."""
     order = rank_documents(scores, doc_ids)
-    total = 0.0
+    out = []
     for q, rel in enumerate(relevant):
         top = [doc_ids[j] for j in order[q, :k]]
         dcg = sum(1.0 / np.log2(i + 2) for i, d in enumerate(top) if d in rel)
         idcg = sum(1.0 / np.log2(i + 2) for i in range(min(len(rel), k)))
-        total += dcg / idcg if idcg else 0.0
-    return total / len(relevant)
+        out.append(dcg / idcg if idcg else 0.0)
+    return out
+
+
+def ndcg_at_k(scores: np.ndarray, doc_ids: list[str], relevant: list[set[str]], k: int) -> float:
+    """Mean nDCG@k over queries (binary relevance): scores ``[Q, D]``, relevant[q] = gold ids."""
+    return sum(ndcg_per_query(scores, doc_ids, relevant, k)) / len(relevant)
