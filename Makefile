@@ -34,7 +34,7 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 2 h 30 min, 2 cores):
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 3 h 10 min, 2 cores):
 # the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain / cloze stages. Outputs under runs/.
 train: install-dev
 	$(PY) -m lam.teacher runs/v0
@@ -51,6 +51,10 @@ train: install-dev
 	lam distill --model runs/cloze-150/model --stage cloze --steps 60 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 25 --lr 5e-4 --seed 3 --out runs/cloze-210 \
 		--name lam-cloze-210
+	lam distill --model runs/cloze-210/model --stage cloze --steps 120 --batch-size 16 --group 4 \
+		--long-segments 6 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 4 --out runs/cloze-330 \
+		--name lam-cloze-330
+	$(PY) benchmarks/redundancy_gate.py --model runs/cloze-330/model --name cloze-330 --apply
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev

@@ -12,12 +12,17 @@ carried (as ``encode`` does), and each segment's Σ hidden and token count are k
   seed), lengths 256…8192: nDCG@1, mean over lengths;
 * QMSum val (the dev split; the test split is held out): nDCG@10, query and answer variants.
 
+Each (τ, p) is rated by the mean of its three dev figures (passkey, QMSum query, QMSum answer);
+``--apply`` writes the best-rated pair into the model folder's config.json (and its checksums),
+so the folder's ``encode`` uses the gate chosen for its own weights.
+
 Writes results/distill/redundancy-gate-<name>.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -83,11 +88,19 @@ def score(data: dict, tau: float, power: float, k: int) -> dict[str, float]:
     return out
 
 
+def dev_rating(row: dict) -> float:
+    """How a (τ, p) is rated on dev: the mean of passkey dev, QMSum val query and answer."""
+    return (row["passkey_dev_mean"] + row["qmsum_val_query"] + row["qmsum_val_answer"]) / 3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--name", default="shipped")
+    parser.add_argument("--apply", action="store_true", help="write the best-rated (τ, p) into --model's config")
     args = parser.parse_args()
+    if args.apply and args.model is None:
+        parser.error("--apply rewrites a model folder: pass --model (the bundled weights are not rewritten)")
     lam = LAM(args.model)
     passkey = collect(
         lam, args.name, "passkey", [(s.name, s, [s]) for s in synthetic_splits("passkey", DEV_LENGTHS, seed=DEV_SEED)]
@@ -108,23 +121,42 @@ def main() -> None:
                 "qmsum_val_answer": qm["qmsum-answer"],
             }
         )
+    best = max(rows, key=dev_rating)  # the first of equals, in grid order
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"model": args.model or "bundled", "name": args.name, "dev_seed": DEV_SEED, "grid": rows}
+    record = {
+        "model": args.model or "bundled",
+        "name": args.name,
+        "dev_seed": DEV_SEED,
+        "best": {"tau": best["tau"], "power": best["power"], "dev_rating": dev_rating(best)},
+        "grid": rows,
+    }
     (OUT / f"redundancy-gate-{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
         f"Redundancy gate on dev data, {args.name} weights (τ = 0: plain token mean)",
         "",
-        "| τ | p | passkey dev (mean) | " + " | ".join(str(L) for L in DEV_LENGTHS) + " | QMSum val query | answer |",
-        "|---:|---:|---:|" + "---:|" * len(DEV_LENGTHS) + "---:|---:|",
+        "| τ | p | passkey dev (mean) | "
+        + " | ".join(str(L) for L in DEV_LENGTHS)
+        + " | QMSum val query | answer | dev rating |",
+        "|---:|---:|---:|" + "---:|" * len(DEV_LENGTHS) + "---:|---:|---:|",
     ]
     for r in rows:
         cells = " | ".join(f"{v:.0f}" for v in r["passkey_dev"].values())
+        mark = "**" if r is best else ""
         lines.append(
             f"| {r['tau']:g} | {r['power']:g} | {r['passkey_dev_mean']:.1f} | {cells} | "
-            f"{r['qmsum_val_query']:.2f} | {r['qmsum_val_answer']:.2f} |"
+            f"{r['qmsum_val_query']:.2f} | {r['qmsum_val_answer']:.2f} | {mark}{dev_rating(r):.2f}{mark} |"
         )
+    lines += [
+        "",
+        f"Best dev rating (mean of passkey, QMSum query, answer): τ = {best['tau']:g}, p = {best['power']:g}.",
+    ]
     (OUT / f"redundancy-gate-{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.apply:
+        config = dataclasses.replace(lam.model.config, redundancy_tau=best["tau"], redundancy_power=best["power"])
+        lam.model.config = config
+        lam.save_pretrained(args.model)
+        print(f"wrote τ = {best['tau']:g}, p = {best['power']:g} into {args.model}/config.json")
 
 
 if __name__ == "__main__":
