@@ -55,6 +55,8 @@ train: install-dev
 		--long-segments 6 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 4 --out runs/cloze-330 \
 		--name lam-cloze-330
 	$(PY) benchmarks/redundancy_gate.py --model runs/cloze-330/model --name cloze-330 --apply
+	lam distill --model runs/cloze-210/model --stage embed --steps 60 --batch-size 8 --lr 5e-4 --seed 5 \
+		--out runs/polish-270 --name lam-polish-270
 
 # The shipped weights (lam-v0-teacher-init), rebuilt from the teacher package.
 weights: install-dev
