@@ -34,7 +34,7 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 3 h 10 min, 2 cores):
+# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 3 h 20 min, 2 cores):
 # the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain / cloze stages. Outputs under runs/.
 train: install-dev
 	$(PY) -m lam.teacher runs/v0
