@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval train weights
+.PHONY: install install-dev demo test lint bench eval train train-v1 weights
 
 install:
 	$(PIP) torch==2.13.0
@@ -34,15 +34,12 @@ bench: install-dev
 eval: install-dev
 	lam eval --out results --name eval
 
-# The distillation candidates of MODEL_CARD.md, from scratch on this CPU (about 3 h 20 min, 2 cores):
-# the teacher as LAM (v0, memory closed) -> stage 2 embed -> long / chain / cloze stages. Outputs under runs/.
-train: install-dev
+# The chain to polish-hi-330 (session 10; cloze-210 is the start of the next candidates), from scratch on
+# this CPU: v0 (the teacher as LAM, memory closed) -> embed-300 -> embed-500 -> cloze-150 -> cloze-210 ->
+# polish-hi-330, 4,181 s of training alone on 2 cores. Outputs under runs/.
+train-v1: install-dev
 	$(PY) -m lam.teacher runs/v0
 	lam distill --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
-	lam distill --model runs/embed-300/model --stage long --steps 225 --batch-size 8 --long-segments 8 \
-		--group 4 --lr 2e-3 --out runs/long-225
-	lam distill --model runs/embed-300/model --stage chain --steps 100 --batch-size 8 --long-segments 6 \
-		--lr 2e-3 --out runs/chain-100
 	lam distill --model runs/embed-300/model --stage embed --steps 200 --batch-size 8 --lr 1e-3 --seed 1 \
 		--out runs/embed-500 --name lam-embed-500
 	lam distill --model runs/embed-500/model --stage cloze --steps 150 --batch-size 16 --group 4 \
@@ -51,6 +48,16 @@ train: install-dev
 	lam distill --model runs/cloze-150/model --stage cloze --steps 60 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 25 --lr 5e-4 --seed 3 --out runs/cloze-210 \
 		--name lam-cloze-210
+	lam distill --model runs/cloze-210/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
+		--out runs/polish-hi-330 --name lam-polish-hi-330
+
+# Every distillation candidate of MODEL_CARD.md: the chain above plus the side branches (long, chain,
+# cloze-330, polish-270); about 2 h 45 min here.
+train: train-v1
+	lam distill --model runs/embed-300/model --stage long --steps 225 --batch-size 8 --long-segments 8 \
+		--group 4 --lr 2e-3 --out runs/long-225
+	lam distill --model runs/embed-300/model --stage chain --steps 100 --batch-size 8 --long-segments 6 \
+		--lr 2e-3 --out runs/chain-100
 	lam distill --model runs/cloze-210/model --stage cloze --steps 120 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 4 --out runs/cloze-330 \
 		--name lam-cloze-330
