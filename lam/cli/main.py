@@ -510,6 +510,27 @@ def distill(
 
 
 @cli.command()
+@click.argument("model_a", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_b", type=click.Path(exists=True, file_okay=False))
+@click.option("--alpha", required=True, type=click.FloatRange(0, 1), help="weight of MODEL_B: (1 − α)·A + α·B")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="folder of the merged model")
+@click.option("--name", default=None, help="name of the merged model (default: <a>~<b>@<alpha>)")
+def merge(model_a, model_b, alpha, out, name) -> None:
+    """Interpolate the weights of two LAM models trained from one start (WiSE-FT).
+
+    Both must share every config field but the name; writes a normal model folder (fp16).
+    """
+    from lam.distill.merge import interpolate_models
+    from lam.errors import WeightsError
+
+    try:
+        path = interpolate_models(model_a, model_b, alpha, out, name=name)
+    except WeightsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
