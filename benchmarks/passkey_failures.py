@@ -20,12 +20,11 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
-from redundancy_gate import CACHE, DEV_LENGTHS
+from lexical_gate import bigram_novelty
+from redundancy_gate import CACHE, DEV_LENGTHS, pooled_documents
 
 from lam import LAM
 from lam.evaluation.synthetic import synthetic_splits
-from lam.layers import pool_reference
 from lam.retrieval.tuning import DEV_SEED
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
@@ -33,13 +32,7 @@ OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
 
 def inserted_segment(bodies: list[list[int]]) -> int:
     """Index of the first segment after the first that brings unseen bigrams (0 if none does)."""
-    seen = {tuple(bodies[0][i : i + 2]) for i in range(len(bodies[0]) - 1)}
-    for s, body in enumerate(bodies[1:], start=1):
-        grams = {tuple(body[i : i + 2]) for i in range(len(body) - 1)}
-        if grams - seen:
-            return s
-        seen |= grams
-    return 0
+    return next((s for s, novelty in enumerate(bigram_novelty(bodies)) if s and novelty > 0), 0)
 
 
 def main() -> None:
@@ -67,10 +60,7 @@ def main() -> None:
             d = data[name]
             early = np.array(where[name]) == 0  # corpus order is the cache's doc order
             assert list(splits[name].corpus) == d["doc_ids"]
-            docs = np.stack(
-                [pool_reference(list(torch.from_numpy(s)), list(c), 0.15, 3.0).numpy() for s, c in d["segs"]]
-            )
-            docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+            docs = pooled_documents(d, 0.15, 3.0)
             ((queries, relevant),) = d["q"].values()
             top = (queries @ docs.T).argmax(1)
             index = {doc: i for i, doc in enumerate(d["doc_ids"])}

@@ -21,14 +21,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from qmsum_paired import paired_interval
-from redundancy_gate import DEV_LENGTHS, collect
+from redundancy_gate import DEV_LENGTHS, collect, pooled_documents
 
 from lam import LAM
 from lam.evaluation.metrics import ndcg_per_query
 from lam.evaluation.synthetic import synthetic_splits
-from lam.layers import pool_reference
 from lam.retrieval.tuning import DEV_SEED
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
@@ -38,8 +36,7 @@ def per_query_hits(data: dict, tau: float, power: float) -> np.ndarray:
     """nDCG@1 of every dev query, lengths in order, from a model's collected segment sums."""
     hits = []
     for d in data.values():
-        docs = np.stack([pool_reference(list(torch.from_numpy(s)), list(c), tau, power).numpy() for s, c in d["segs"]])
-        docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+        docs = pooled_documents(d, tau, power)
         for queries, relevant in d["q"].values():
             hits += ndcg_per_query(queries @ docs.T, d["doc_ids"], relevant, 1)
     return np.array(hits)

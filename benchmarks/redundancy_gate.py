@@ -78,11 +78,16 @@ def collect(lam: LAM, name: str, key: str, splits: list[tuple[str, RetrievalSpli
     return data
 
 
+def pooled_documents(d: dict, tau: float, power: float) -> np.ndarray:
+    """L2-normalised embeddings ``[N, D]`` of one collected set's documents under the gate (τ, p)."""
+    docs = np.stack([pool_reference(list(torch.from_numpy(s)), list(c), tau, power).numpy() for s, c in d["segs"]])
+    return docs / np.linalg.norm(docs, axis=1, keepdims=True)
+
+
 def score(data: dict, tau: float, power: float, k: int) -> dict[str, float]:
     out = {}
     for d in data.values():
-        docs = np.stack([pool_reference(list(torch.from_numpy(s)), list(c), tau, power).numpy() for s, c in d["segs"]])
-        docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+        docs = pooled_documents(d, tau, power)
         for variant, (queries, relevant) in d["q"].items():
             out[variant] = 100 * ndcg_at_k(queries @ docs.T, d["doc_ids"], relevant, k)
     return out
