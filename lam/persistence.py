@@ -157,6 +157,24 @@ def save_model_files(
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "producer": "lam"})
     tokenizer.save(str(out / TOKENIZER_FILE))
-    lines = [f"{sha256_file(out / name)}  {name}" for name in REQUIRED_FILES]
-    (out / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
+    write_checksums(out)
     return out
+
+
+def write_checksums(model_dir: Path) -> None:
+    lines = [f"{sha256_file(model_dir / name)}  {name}" for name in REQUIRED_FILES]
+    (model_dir / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
+
+
+def rename_model(model_dir: str | Path, name: str) -> Path:
+    """Give a model folder a new ``name`` (config.json and checksums only; weights untouched).
+
+    The folder is checked first, so a corrupt model is never re-checksummed into a valid one.
+    """
+    folder = Path(model_dir)
+    config, _, _ = load_model_files(folder)
+    data = config.to_dict()
+    data["name"] = name
+    LAMConfig.from_dict(data).save(folder / CONFIG_FILE)
+    write_checksums(folder)
+    return folder

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lam import LAM, WeightsError
-from lam.persistence import DEFAULT_MODEL_DIR
+from lam.persistence import DEFAULT_MODEL_DIR, rename_model
 from tests.conftest import make_tiny_lam
 
 TEXTS = ["the cat sat on the mat", "a dog ran", "", "the slow memory of a long text " * 9]
@@ -123,3 +123,23 @@ def test_default_folder_is_complete_and_checksummed(tmp_path):
         "checksums.sha256",
     }
     assert load_file(str(copy / "model.safetensors"))["embeddings.word_embeddings.weight"].dtype == torch.float16
+
+
+def test_rename_keeps_weights_and_checksums(saved):
+    weights = (saved / "model.safetensors").read_bytes()
+    before = LAM(saved).encode(TEXTS)
+    rename_model(saved, "renamed")
+    again = LAM(saved)  # loading re-verifies the rewritten checksums
+    assert again.config.name == "renamed"
+    assert (saved / "model.safetensors").read_bytes() == weights
+    np.testing.assert_array_equal(again.encode(TEXTS), before)
+
+
+def test_rename_refuses_a_corrupt_folder(saved):
+    data = bytearray((saved / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (saved / "model.safetensors").write_bytes(bytes(data))
+    checksums = (saved / "checksums.sha256").read_text()
+    with pytest.raises(WeightsError, match="corrupt"):
+        rename_model(saved, "renamed")
+    assert (saved / "checksums.sha256").read_text() == checksums
