@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval train train-chain train-v1 weights weights-v0
+.PHONY: install install-dev demo test lint bench eval train train-chain train-v1 weights weights-v1
 
 install:
 	$(PIP) torch==2.13.0
@@ -72,12 +72,13 @@ train: train-v1
 	lam distill --model runs/cloze-210/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
 		--out runs/polish-hi-330 --name lam-polish-hi-330
 
-# The shipped weights rebuilt: train-v1's model folder, named lam-v1, in the package.
-weights: train-v1
+# The bundled weights (lam-v0-teacher-init: the teacher, memory closed), rebuilt from the teacher package.
+weights: install-dev
+	$(PY) -m lam.teacher lam/weights/default
+
+# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, session 12): train-v1's model folder, named
+# lam-v1, as the bundled weights. Their fusion weights: results/retrieval/fusion-dev-cloze-330-polish.md.
+weights-v1: train-v1
 	rm -rf lam/weights/default
 	cp -r runs/cloze-330-polish/model lam/weights/default
 	$(PY) -c "from lam.persistence import rename_model; rename_model('lam/weights/default', 'lam-v1')"
-
-# The weights shipped before lam-v1 (lam-v0-teacher-init: the teacher, memory closed), e.g. for comparison.
-weights-v0: install-dev
-	$(PY) -m lam.teacher runs/lam-v0
