@@ -368,9 +368,18 @@ def search_command(query, index_path, top_k, as_json, full, model_path, device, 
     help="folder for <name>.json, <name>.md and <name>-longembed.png",
 )
 @click.option("--name", default=None, help="file stem (default: eval-<date>)")
+@click.option(
+    "--fusion-weights",
+    default=None,
+    metavar="P,D,L,DL",
+    help="lam-search's weights of passage, document, lexical and document-lexical scores "
+    "(default: lam.retrieval.DEFAULT_WEIGHTS, tuned for the bundled weights)",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_model_options
-def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progress, model_path, device) -> None:
+def eval_command(
+    suites, encoders, lengths, n_docs, seed, out_dir, name, fusion_weights, progress, model_path, device
+) -> None:
     """Measure LAM against the teacher, chunk-averaging and BM25 on the same data, in one run.
 
     Data comes from ../shared/data (or $LAM_DATA). Writes a JSON record (scores, models,
@@ -388,6 +397,15 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
     except ValueError as err:
         raise click.BadParameter(f"--lengths must be comma-separated integers: {err}") from err
 
+    weights = None
+    if fusion_weights is not None:
+        from lam.retrieval import FusionWeights
+
+        try:
+            weights = FusionWeights.parse(fusion_weights)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--fusion-weights") from err
+
     bad = [L for L in length_list if L not in LENGTHS + EXTRA_PASSKEY_LENGTHS]
     if bad:
         raise click.BadParameter(
@@ -403,6 +421,7 @@ def eval_command(suites, encoders, lengths, n_docs, seed, out_dir, name, progres
             n_docs=n_docs,
             seed=EVAL_SEED if seed is None else seed,
             progress=progress,
+            fusion_weights=weights,
         )
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err

@@ -31,9 +31,17 @@ QUANTIZED = ("lam-int8",)  # the model with int8 Linears (lam.quantization)
 
 
 def make_encoder(
-    name: str, model_path: str | None = None, progress: bool = False, device: str | None = None
+    name: str,
+    model_path: str | None = None,
+    progress: bool = False,
+    device: str | None = None,
+    fusion_weights=None,
 ) -> Retriever:
-    """The encoder called ``name``; LAM's run on ``device`` (the baselines on CPU)."""
+    """The encoder called ``name``; LAM's run on ``device`` (the baselines on CPU).
+
+    ``fusion_weights`` (a :class:`lam.retrieval.FusionWeights`) is for ``lam-search`` only;
+    ``None`` keeps the library's defaults, the ones tuned for the bundled weights.
+    """
     if name == "lam":
         return LAMEncoder(model_path, show_progress=progress, device=device)
     if name == "lam-memory-off":
@@ -49,7 +57,7 @@ def make_encoder(
     if name == "bm25":
         return BM25()
     if name == "lam-search":
-        return LAMSearch(model_path, show_progress=progress, device=device)
+        return LAMSearch(model_path, weights=fusion_weights, show_progress=progress, device=device)
     raise ValueError(f"unknown encoder {name!r}; choose from {ENCODERS + ABLATIONS + QUANTIZED}")
 
 
@@ -132,6 +140,7 @@ def run_evaluation(
     sts_sets: tuple[str, ...] = tuple(STS_SETS),
     progress: bool = True,
     device: str | None = None,
+    fusion_weights=None,
 ) -> dict:
     """Score every encoder on every suite; returns the run record (see ``report.write_report``)."""
     unknown = set(suites) - set(SUITES)
@@ -165,7 +174,7 @@ def run_evaluation(
     }
     full_teacher = FullAttentionTeacher()
     for enc_name in encoders:
-        encoder = make_encoder(enc_name, model_path, device=device)
+        encoder = make_encoder(enc_name, model_path, device=device, fusion_weights=fusion_weights)
         record["encoders"][enc_name] = encoder.info
         results: dict = {}
         seconds: dict = {}

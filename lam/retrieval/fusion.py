@@ -50,6 +50,20 @@ class FusionWeights:
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    @classmethod
+    def parse(cls, text: str) -> FusionWeights:
+        """From ``"passage,document,lexical,document_lexical"``, e.g. ``"0.75,0,1,0.25"``."""
+        parts = [x.strip() for x in text.split(",")]
+        if len(parts) != len(SIGNALS):
+            raise ValueError(f"fusion weights need {len(SIGNALS)} comma-separated numbers ({', '.join(SIGNALS)})")
+        try:
+            values = [float(x) for x in parts]
+        except ValueError as err:
+            raise ValueError(f"fusion weights must be numbers: {err}") from err
+        if not all(np.isfinite(v) and v >= 0 for v in values):
+            raise ValueError("fusion weights must be finite and non-negative")
+        return cls(*values)
+
 
 DEFAULT_WEIGHTS = FusionWeights()
 

@@ -88,6 +88,17 @@ def test_lam_eval_command(tmp_path):
     assert bad.exit_code == 2
 
 
+def test_lam_eval_fusion_weights_reach_the_search_engine(tmp_path):
+    args = ["eval", "--suite", "longembed", "--encoder", "lam-search", "--lengths", "256", "--docs", "4"]
+    args += ["--out", str(tmp_path), "--name", "w", "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--fusion-weights", "1,0,0.5,0"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "w.json").read_text())["encoders"]["lam-search"]
+    assert (info["passage"], info["document"], info["lexical"], info["document_lexical"]) == (1, 0, 0.5, 0)
+    bad = CliRunner().invoke(cli, [*args, "--fusion-weights", "1,0,0.5"])
+    assert bad.exit_code == 2 and "--fusion-weights" in bad.output
+
+
 def test_dense_score_reuses_the_corpus_embeddings_only_for_the_same_corpus():
     from lam.evaluation.encoders import DenseEncoder
 
