@@ -3,7 +3,8 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval train train-chain train-v1 weights weights-v1
+.PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 \
+	weights weights-v1
 
 install:
 	$(PIP) torch==2.13.0
@@ -49,15 +50,30 @@ train-chain: install-dev
 		--long-segments 6 --passage-tokens 64 --embed-weight 25 --lr 5e-4 --seed 3 --out runs/cloze-210 \
 		--name lam-cloze-210
 
-# lam-v1, the shipped weights (session 11's cloze-330-polish): 120 more cloze steps, then 120 embed steps
-# at lr 1e-3 (the polish), then the redundancy gate chosen on dev for them; about 100 min from the teacher.
-train-v1: train-chain
+# lam-v1's model folder (session 11's cloze-330-polish): 120 more cloze steps, then 120 embed steps at
+# lr 1e-3 (the polish); about 85 min from the teacher on a 2-core Xeon with AMX (2 h without). The
+# weights are bit-for-bit the same on one machine type, not across types (sha256 4c2c90b2... with AMX,
+# 35dbf798... without): lam.evaluation.acceptance keys its records on the sha256.
+V1_MODEL = runs/cloze-330-polish/model
+V1_FUSION = 0.75,0.25,1,0.5
+v1-model: train-chain
 	lam distill --model runs/cloze-210/model --stage cloze --steps 120 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 4 --out runs/cloze-330 \
 		--name lam-cloze-330
 	lam distill --model runs/cloze-330/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
 		--out runs/cloze-330-polish --name lam-cloze-330-polish
-	$(PY) benchmarks/redundancy_gate.py --model runs/cloze-330-polish/model --name cloze-330-polish --apply
+
+# v1-model, then the gate search on dev that chose its gate (it keeps the default, tau 0.15, p 3, so
+# the folder is left as it is: results/distill/redundancy-gate-cloze-330-polish.md).
+train-v1: v1-model
+	$(PY) benchmarks/redundancy_gate.py --model $(V1_MODEL) --name cloze-330-polish --apply
+
+# Issue 5's acceptance with v1-model's weights and their fusion weights (chosen on dev:
+# results/retrieval/fusion-dev-cloze-330-polish.md), in parts that each keep their record under
+# results/retrieval/acceptance-<sha256[:8]>/; parts already measured on the same weights are skipped,
+# so it resumes where an earlier session stopped. About 2 h here in all. Needs $(V1_MODEL).
+accept-v1:
+	$(PY) -m lam.evaluation.acceptance --model $(V1_MODEL) --fusion-weights $(V1_FUSION)
 
 # Every distillation candidate of MODEL_CARD.md: lam-v1's chain plus the side branches (long, chain,
 # cloze-330's own gate, polish-270, polish-hi-330); about 3 h here.
@@ -76,9 +92,11 @@ train: train-v1
 weights: install-dev
 	$(PY) -m lam.teacher lam/weights/default
 
-# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, session 12): train-v1's model folder, named
-# lam-v1, as the bundled weights. Their fusion weights: results/retrieval/fusion-dev-cloze-330-polish.md.
-weights-v1: train-v1
+# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, sessions 12-13): v1-model's folder, once
+# issue 5's acceptance holds for exactly these weights, named lam-v1, as the bundled weights; then
+# FusionWeights' defaults become V1_FUSION.
+weights-v1: v1-model
+	$(PY) -m lam.evaluation.acceptance --model $(V1_MODEL) --fusion-weights $(V1_FUSION) --check
 	rm -rf lam/weights/default
-	cp -r runs/cloze-330-polish/model lam/weights/default
+	cp -r $(V1_MODEL) lam/weights/default
 	$(PY) -c "from lam.persistence import rename_model; rename_model('lam/weights/default', 'lam-v1')"

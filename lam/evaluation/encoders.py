@@ -189,7 +189,12 @@ class LAMSearch(Retriever):
         self.model = LAM(model_path, device=device)
         self.weights = weights or DEFAULT_WEIGHTS
         self.show_progress = show_progress
-        self.info = {"model": self.model.config.name, "source": str(model_path or "bundled"), **self.weights.as_dict()}
+        self.info = {
+            "model": self.model.config.name,
+            "source": str(model_path or "bundled"),
+            "weights_sha256": self.model.weights_sha256,
+            **self.weights.as_dict(),
+        }
         self._corpus_key = None
 
     def _index(self, corpus: list[str]):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from lam import LAM
 from lam.cli.main import cli
 from lam.evaluation.report import write_report
 from lam.evaluation.runner import run_evaluation, score_retrieval
@@ -95,6 +96,7 @@ def test_lam_eval_fusion_weights_reach_the_search_engine(tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "w.json").read_text())["encoders"]["lam-search"]
     assert (info["passage"], info["document"], info["lexical"], info["document_lexical"]) == (1, 0, 0.5, 0)
+    assert info["weights_sha256"] == LAM().weights_sha256  # the record names the weights it measured
     bad = CliRunner().invoke(cli, [*args, "--fusion-weights", "1,0,0.5"])
     assert bad.exit_code == 2 and "--fusion-weights" in bad.output
 

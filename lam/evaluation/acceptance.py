@@ -1,0 +1,127 @@
+"""Issue 5's acceptance for a model and its fusion weights, run in parts that survive a session's end.
+
+The search engine with a read memory takes about 2 h here for all of it (passkey and needle at
+LongEmbed's 8 lengths, QMSum), more than is left of a session after training the model. So each
+part writes its own record under ``<out>/acceptance-<sha256[:8]>/``, named after the weights it
+measured, and a part is skipped only when its record measured the same weights (sha256 of
+``model.safetensors``) with the same fusion weights. Training is bit-for-bit deterministic on one
+machine type but not across them (AMX or not changes the kernels), so parts measured on another
+rebuild are never mixed in.
+
+    python -m lam.evaluation.acceptance --model runs/cloze-330-polish/model --fusion-weights 0.75,0.25,1,0.5
+
+When every part is there it writes ``summary.{json,md}``: per length and QMSum, lam-search
+against BM25, and whether issue 5's floors hold (passkey 100 at every length, needle ≥ 99,
+QMSum query and answer ≥ BM25 + 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+LONGEMBED_PARTS = ("256-512-1024-2048", "4096", "8192", "16384", "32768")
+PARTS = (*LONGEMBED_PARTS, "qmsum")
+PASSKEY_FLOOR, NEEDLE_FLOOR, QMSUM_MARGIN = 100.0, 99.0, 5.0
+
+
+def part_folder(out: str | Path, weights_sha256: str) -> Path:
+    return Path(out) / f"acceptance-{weights_sha256[:8]}"
+
+
+def measured_same(record: dict, weights_sha256: str, fusion: dict[str, float]) -> bool:
+    """Whether a part's record measured these weights with these fusion weights."""
+    info = record.get("encoders", {}).get("lam-search", {})
+    return info.get("weights_sha256") == weights_sha256 and all(info.get(k) == v for k, v in fusion.items())
+
+
+def missing_parts(folder: Path, weights_sha256: str, fusion: dict[str, float]) -> list[str]:
+    missing = []
+    for part in PARTS:
+        path = folder / f"{part}.json"
+        if not (path.exists() and measured_same(json.loads(path.read_text()), weights_sha256, fusion)):
+            missing.append(part)
+    return missing
+
+
+def summarise(records: dict[str, dict]) -> dict:
+    """Per-length nDCG@1 and QMSum nDCG@10 of lam-search and BM25 from the parts, and the floors."""
+    table: dict[str, dict] = {"lam-search": {}, "bm25": {}}
+    for name in table:
+        for part in LONGEMBED_PARTS:
+            results = records[part]["results"][name]
+            for task in ("passkey", "needle"):
+                for length, scores in results[task]["per_length"].items():
+                    table[name].setdefault(task, {})[length] = scores["ndcg_at_1"]
+        qmsum = records["qmsum"]["results"][name]["qmsum"]
+        table[name]["qmsum"] = {variant: qmsum[variant]["ndcg_at_10"] for variant in ("query", "answer")}
+    engine, bm25 = table["lam-search"], table["bm25"]
+    floors = {
+        "passkey": min(engine["passkey"].values()) >= PASSKEY_FLOOR,
+        "needle": min(engine["needle"].values()) >= NEEDLE_FLOOR,
+        **{f"qmsum-{v}": engine["qmsum"][v] >= bm25["qmsum"][v] + QMSUM_MARGIN for v in ("query", "answer")},
+    }
+    seconds = sum(r["run"]["seconds"] for r in records.values())
+    return {"scores": table, "floors": floors, "accepted": all(floors.values()), "seconds": seconds}
+
+
+def summary_markdown(summary: dict, weights_sha256: str) -> str:
+    scores = summary["scores"]
+    lengths = sorted(scores["lam-search"]["passkey"], key=int)
+    lines = [f"Issue 5's acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {summary['accepted']}", ""]
+    for task in ("passkey", "needle"):
+        lines += [f"| {task} nDCG@1 | " + " | ".join(lengths) + " |", "|---|" + "---:|" * len(lengths)]
+        lines += [f"| {n} | " + " | ".join(f"{scores[n][task][L]:.0f}" for L in lengths) + " |" for n in scores]
+        lines.append("")
+    lines += ["| QMSum nDCG@10 | query | answer |", "|---|---:|---:|"]
+    lines += [f"| {n} | {scores[n]['qmsum']['query']:.2f} | {scores[n]['qmsum']['answer']:.2f} |" for n in scores]
+    lines += ["", "Floors: " + ", ".join(f"{k} {'met' if ok else 'NOT met'}" for k, ok in summary["floors"].items())]
+    lines.append(f"Seconds over all parts: {summary['seconds']:.0f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model folder (default: bundled)")
+    parser.add_argument("--fusion-weights", default=None, metavar="P,D,L,DL", help="default: the library's")
+    parser.add_argument("--out", default="results/retrieval")
+    parser.add_argument("--parts", type=int, default=len(PARTS), help="run at most this many missing parts")
+    parser.add_argument("--check", action="store_true", help="run nothing; exit 1 unless all parts pass")
+    args = parser.parse_args(argv)
+
+    from lam import LAM
+    from lam.evaluation.report import write_report
+    from lam.evaluation.runner import run_evaluation
+    from lam.retrieval import DEFAULT_WEIGHTS, FusionWeights
+
+    weights = FusionWeights.parse(args.fusion_weights) if args.fusion_weights else DEFAULT_WEIGHTS
+    sha = LAM(args.model).weights_sha256
+    folder = part_folder(args.out, sha)
+    todo = missing_parts(folder, sha, weights.as_dict())
+    for part in [] if args.check else todo[: args.parts]:
+        suites = ("qmsum",) if part == "qmsum" else ("longembed",)
+        lengths = () if part == "qmsum" else tuple(int(x) for x in part.split("-"))
+        record = run_evaluation(
+            suites=suites,
+            encoders=("lam-search", "bm25"),
+            model_path=args.model,
+            fusion_weights=weights,
+            **({"lengths": lengths} if lengths else {}),
+        )
+        write_report(record, folder, part)
+        print(f"{part}: {record['run']['seconds']:.0f} s", flush=True)
+    if missing_parts(folder, sha, weights.as_dict()):
+        print(f"weights {sha[:12]}…: parts left: {missing_parts(folder, sha, weights.as_dict())}")
+        raise SystemExit(1 if args.check else 0)
+    records = {part: json.loads((folder / f"{part}.json").read_text()) for part in PARTS}
+    summary = summarise(records)
+    (folder / "summary.json").write_text(json.dumps({"weights_sha256": sha, **summary}, indent=2) + "\n")
+    (folder / "summary.md").write_text(summary_markdown(summary, sha))
+    print(summary_markdown(summary, sha))
+    if args.check and not summary["accepted"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+import json
+
+from lam.evaluation.acceptance import LONGEMBED_PARTS, PARTS, missing_parts, summarise
+
+FUSION = {"passage": 0.75, "document": 0.25, "lexical": 1.0, "document_lexical": 0.5}
+
+
+def _record(part: str, sha: str, engine: float, bm25: float, fusion=FUSION) -> dict:
+    def results(score: float) -> dict:
+        if part == "qmsum":
+            return {"qmsum": {v: {"ndcg_at_1": 0.0, "ndcg_at_10": score} for v in ("query", "answer")}}
+        per_length = {L: {"ndcg_at_1": score, "ndcg_at_10": score} for L in part.split("-")}
+        return {task: {"per_length": per_length, "mean_ndcg_at_1": score} for task in ("passkey", "needle")}
+
+    return {
+        "run": {"seconds": 10.0},
+        "encoders": {"lam-search": {"weights_sha256": sha, **fusion}, "bm25": {}},
+        "results": {"lam-search": results(engine), "bm25": results(bm25)},
+    }
+
+
+def test_a_part_counts_only_for_the_same_weights_and_fusion(tmp_path):
+    for part in PARTS:
+        (tmp_path / f"{part}.json").write_text(json.dumps(_record(part, "aaa", 100, 90)))
+    assert missing_parts(tmp_path, "aaa", FUSION) == []
+    assert missing_parts(tmp_path, "bbb", FUSION) == list(PARTS)  # another rebuild: nothing reused
+    assert missing_parts(tmp_path, "aaa", {**FUSION, "document": 0.0}) == list(PARTS)
+    (tmp_path / "4096.json").unlink()
+    assert missing_parts(tmp_path, "aaa", FUSION) == ["4096"]
+
+
+def test_summary_checks_every_floor():
+    records = {part: _record(part, "a", 100, 90) for part in PARTS}
+    summary = summarise(records)
+    assert summary["accepted"] and summary["seconds"] == 10 * len(PARTS)
+    lengths = {"256", "512", "1024", "2048", "4096", "8192", "16384", "32768"}
+    assert set(summary["scores"]["lam-search"]["passkey"]) == lengths
+    records[LONGEMBED_PARTS[-1]] = _record(LONGEMBED_PARTS[-1], "a", 98, 90)  # one length under 100
+    assert not summarise(records)["floors"]["passkey"] and not summarise(records)["accepted"]
+    records = {part: _record(part, "a", 100, 90) for part in PARTS}
+    records["qmsum"] = _record("qmsum", "a", 94.9, 90)  # QMSum under BM25 + 5
+    summary = summarise(records)
+    assert summary["floors"]["passkey"] and not summary["floors"]["qmsum-answer"] and not summary["accepted"]
