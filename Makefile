@@ -71,7 +71,7 @@ train-v1: v1-model
 # Issue 5's acceptance with v1-model's weights and their fusion weights (chosen on dev:
 # results/retrieval/fusion-dev-cloze-330-polish.md), in parts that each keep their record under
 # results/retrieval/acceptance-<sha256[:8]>/; parts already measured on the same weights are skipped,
-# so it resumes where an earlier session stopped. About 2 h here in all. Needs $(V1_MODEL).
+# so it resumes where an earlier session stopped. 2-3 h here in all. Needs $(V1_MODEL).
 accept-v1:
 	$(PY) -m lam.evaluation.acceptance --model $(V1_MODEL) --fusion-weights $(V1_FUSION)
 

@@ -1,6 +1,6 @@
 """Issue 5's acceptance for a model and its fusion weights, run in parts that survive a session's end.
 
-The search engine with a read memory takes about 2 h here for all of it (passkey and needle at
+The search engine with a read memory takes 2–3 h here for all of it (passkey and needle at
 LongEmbed's 8 lengths, QMSum), more than is left of a session after training the model. So each
 part writes its own record under ``<out>/acceptance-<sha256[:8]>/``, named after the weights it
 measured, and a part is skipped only when its record measured the same weights (sha256 of
