@@ -21,9 +21,12 @@ import argparse
 import json
 from pathlib import Path
 
+from lam.evaluation.synthetic import LENGTHS
+from lam.retrieval.tuning import BM25_MARGIN
+
 LONGEMBED_PARTS = ("256-512-1024-2048", "4096", "8192", "16384", "32768")
 PARTS = (*LONGEMBED_PARTS, "qmsum")
-PASSKEY_FLOOR, NEEDLE_FLOOR, QMSUM_MARGIN = 100.0, 99.0, 5.0
+PASSKEY_FLOOR, NEEDLE_FLOOR = 100.0, 99.0
 
 
 def part_folder(out: str | Path, weights_sha256: str) -> Path:
@@ -60,7 +63,7 @@ def summarise(records: dict[str, dict]) -> dict:
     floors = {
         "passkey": min(engine["passkey"].values()) >= PASSKEY_FLOOR,
         "needle": min(engine["needle"].values()) >= NEEDLE_FLOOR,
-        **{f"qmsum-{v}": engine["qmsum"][v] >= bm25["qmsum"][v] + QMSUM_MARGIN for v in ("query", "answer")},
+        **{f"qmsum-{v}": engine["qmsum"][v] >= bm25["qmsum"][v] + BM25_MARGIN for v in ("query", "answer")},
     }
     seconds = sum(r["run"]["seconds"] for r in records.values())
     return {"scores": table, "floors": floors, "accepted": all(floors.values()), "seconds": seconds}
@@ -90,29 +93,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", action="store_true", help="run nothing; exit 1 unless all parts pass")
     args = parser.parse_args(argv)
 
-    from lam import LAM
     from lam.evaluation.report import write_report
     from lam.evaluation.runner import run_evaluation
+    from lam.persistence import WEIGHTS_FILE, resolve_model_dir, sha256_file
     from lam.retrieval import DEFAULT_WEIGHTS, FusionWeights
 
     weights = FusionWeights.parse(args.fusion_weights) if args.fusion_weights else DEFAULT_WEIGHTS
-    sha = LAM(args.model).weights_sha256
+    sha = sha256_file(resolve_model_dir(args.model) / WEIGHTS_FILE)  # = LAM(args.model).weights_sha256
     folder = part_folder(args.out, sha)
     todo = missing_parts(folder, sha, weights.as_dict())
     for part in [] if args.check else todo[: args.parts]:
         suites = ("qmsum",) if part == "qmsum" else ("longembed",)
-        lengths = () if part == "qmsum" else tuple(int(x) for x in part.split("-"))
+        lengths = LENGTHS if part == "qmsum" else tuple(int(x) for x in part.split("-"))
         record = run_evaluation(
             suites=suites,
             encoders=("lam-search", "bm25"),
             model_path=args.model,
+            lengths=lengths,
             fusion_weights=weights,
-            **({"lengths": lengths} if lengths else {}),
         )
         write_report(record, folder, part)
         print(f"{part}: {record['run']['seconds']:.0f} s", flush=True)
-    if missing_parts(folder, sha, weights.as_dict()):
-        print(f"weights {sha[:12]}…: parts left: {missing_parts(folder, sha, weights.as_dict())}")
+    left = missing_parts(folder, sha, weights.as_dict())
+    if left:
+        print(f"weights {sha[:12]}…: parts left: {left}")
         raise SystemExit(1 if args.check else 0)
     records = {part: json.loads((folder / f"{part}.json").read_text()) for part in PARTS}
     summary = summarise(records)
