@@ -71,10 +71,15 @@ class AssociativeMemory(nn.Module):
         return F.normalize(torch.einsum("bthd,hde->bthe", x, weight), dim=-1)
 
     def read(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """Gated sum of the fast and slow reads: q ``[B, T, H, D]``, state ``[B, 2H, D, D]``."""
-        q_mem = self._map(q, self.query_map).repeat(1, 1, 2, 1)  # the same query for both states
-        reads = torch.einsum("bthk,bhkv->bthv", q_mem, state) * self.read_gate[:, None]
-        return reads[:, :, : self.num_heads] + reads[:, :, self.num_heads :]
+        """Gated sum of the fast and slow reads: q ``[B, T, H, D]``, state ``[B, 2H, D, D]``.
+
+        λ_f S_fᵀq̃ + λ_s S_sᵀq̃ = (λ_f S_f + λ_s S_s)ᵀ q̃: the gates are folded into one
+        ``[B, H, D, D]`` state first (D² per head), so the tokens are read once, not twice.
+        """
+        B, H, D = state.shape[0], self.num_heads, self.head_dim
+        gates = self.read_gate.view(2, H, 1, 1)
+        gated_state = (state.view(B, 2, H, D, D) * gates).sum(1)
+        return torch.einsum("bthk,bhkv->bthv", self._map(q, self.query_map), gated_state)
 
     def write(
         self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
@@ -83,10 +88,8 @@ class AssociativeMemory(nn.Module):
 
         x ``[B, T, hidden]`` is the layer input (drives β and the decay); k, v ``[B, T, H, D]``.
         """
-        k_mem = self._map(k, self.key_map).repeat(1, 1, 2, 1)
-        beta = torch.sigmoid(self.beta_proj(x))
+        k_mem = self._map(k, self.key_map)
+        beta = torch.sigmoid(self.beta_proj(x))  # [B, T, 2H]: both states share k̃ and v
         g = -self.log_rate.exp() * F.softplus(self.decay_proj(x) + self.decay_bias)
-        _, new_state = chunked_delta_rule(
-            None, k_mem, v.repeat(1, 1, 2, 1), beta, g, state, mask=mask, chunk_size=self.chunk_size
-        )
+        _, new_state = chunked_delta_rule(None, k_mem, v, beta, g, state, mask=mask, chunk_size=self.chunk_size)
         return new_state

@@ -14,12 +14,15 @@ Glossary (shapes use fla's ``[B, T, H, D]`` layout)::
     Dk key dim          Dv value dim         C  chunk size
     q, k   [B, T, H, Dk]    queries / keys (callers L2-normalise k; q carries its own scale)
     v      [B, T, H, Dv]    values
-    beta   [B, T, H]        write strength β_t ∈ [0, 1]
-    g      [B, T, H]        log decay g_t ≤ 0, so α_t = exp(g_t) ∈ (0, 1]
-    S      [B, H, Dk, Dv]   the memory state
+    beta   [B, T, G·H]      write strength β_t ∈ [0, 1] of each of the G·H states
+    g      [B, T, G·H]      log decay g_t ≤ 0, so α_t = exp(g_t) ∈ (0, 1]
+    S      [B, G·H, Dk, Dv] the memory states; state j uses key/value head j mod H
     mask   [B, T] bool      False marks padding: the token neither writes, decays nor reads
 
-Per head and token t (decay first, then the delta step, then the read)::
+G ≥ 1 states may share one key/value head (LAM's fast and slow states, G = 2): they differ
+only in β and g, so the fast path computes the key-only work (K Kᵀ, the chunk layout) once.
+
+Per state and token t (decay first, then the delta step, then the read)::
 
     S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ
     o_t = S_tᵀ q_t
@@ -43,7 +46,8 @@ def _apply_mask(beta: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None) 
     return beta * m, g * m
 
 
-def _check_inputs(q, k, v, beta, g, state) -> None:
+def _check_inputs(q, k, v, beta, g, state) -> int:
+    """Validate shapes; returns G, the number of state heads per key/value head."""
     if k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"k and v must be [B, T, H, D]; got {tuple(k.shape)} and {tuple(v.shape)}")
     B, T, H, Dk = k.shape
@@ -51,10 +55,12 @@ def _check_inputs(q, k, v, beta, g, state) -> None:
         raise ValueError(f"v {tuple(v.shape)} does not match k {tuple(k.shape)}")
     if q is not None and q.shape != k.shape:
         raise ValueError(f"q {tuple(q.shape)} must match k {tuple(k.shape)}")
-    if beta.shape != (B, T, H) or g.shape != (B, T, H):
-        raise ValueError(f"beta and g must be [B, T, H] = {(B, T, H)}")
-    if state is not None and state.shape != (B, H, Dk, v.shape[-1]):
-        raise ValueError(f"state must be {(B, H, Dk, v.shape[-1])}, got {tuple(state.shape)}")
+    if beta.dim() != 3 or beta.shape[:2] != (B, T) or beta.shape[2] % H or g.shape != beta.shape:
+        raise ValueError(f"beta and g must be [B, T, G·H] with H = {H}; got {tuple(beta.shape)}, {tuple(g.shape)}")
+    Hs = beta.shape[2]
+    if state is not None and state.shape != (B, Hs, Dk, v.shape[-1]):
+        raise ValueError(f"state must be {(B, Hs, Dk, v.shape[-1])}, got {tuple(state.shape)}")
+    return Hs // H
 
 
 def recurrent_delta_rule(
@@ -71,17 +77,21 @@ def recurrent_delta_rule(
     :param q: queries ``[B, T, H, Dk]``, or ``None`` to only write (no outputs computed).
     :param k: keys ``[B, T, H, Dk]``.
     :param v: values ``[B, T, H, Dv]``.
-    :param beta: write strengths ``[B, T, H]``.
-    :param g: log decays ``[B, T, H]`` (≤ 0).
-    :param initial_state: ``[B, H, Dk, Dv]``; zeros when ``None``.
+    :param beta: write strengths ``[B, T, G·H]``: G ≥ 1 states per key/value head, state head
+        ``j`` using key/value head ``j mod H`` (LAM's fast and slow states share keys, G = 2).
+    :param g: log decays ``[B, T, G·H]`` (≤ 0).
+    :param initial_state: ``[B, G·H, Dk, Dv]``; zeros when ``None``.
     :param mask: ``[B, T]`` bool, ``False`` on padding.
-    :returns: ``(o, final_state)`` with ``o`` ``[B, T, H, Dv]`` (zero on padding) or ``None``.
+    :returns: ``(o, final_state)`` with ``o`` ``[B, T, G·H, Dv]`` (zero on padding) or ``None``.
     """
-    _check_inputs(q, k, v, beta, g, initial_state)
-    B, T, H, Dk = k.shape
+    G = _check_inputs(q, k, v, beta, g, initial_state)
+    # The obvious way to share keys: copy them to every state head.
+    k, v = k.repeat(1, 1, G, 1), v.repeat(1, 1, G, 1)
+    q = None if q is None else q.repeat(1, 1, G, 1)
+    B, T, Hs, Dk = k.shape
     Dv = v.shape[-1]
     beta, g = _apply_mask(beta, g, mask)
-    S = k.new_zeros(B, H, Dk, Dv) if initial_state is None else initial_state.clone()
+    S = k.new_zeros(B, Hs, Dk, Dv) if initial_state is None else initial_state.clone()
     outs = []
     for t in range(T):
         k_t, v_t, b_t = k[:, t], v[:, t], beta[:, t, :, None]  # [B,H,Dk], [B,H,Dv], [B,H,1]
@@ -118,64 +128,74 @@ def chunked_delta_rule(
         O  = (Q ⊙ e^γ) S + (Q Kᵀ ⊙ L ⊙ M_≤) V'
         S' = e^{γ_C} S + (K ⊙ e^{γ_C − γ})ᵀ V'
 
-    Chunk 32 (≈ head dim) is fastest on CPU: the intra-chunk cost grows as C².
+    Chunk 32 (≈ head dim) is fastest on CPU: the intra-chunk cost grows as C². On CPU the cost
+    is memory traffic, not arithmetic, so the layout is chosen once: chunks lead (``[N, B, G,
+    H, C, D]``, contiguous, so each step of the chunk loop reads contiguous blocks), and the
+    G states that share a key head share its K Kᵀ instead of copying the keys G times.
     """
-    _check_inputs(q, k, v, beta, g, initial_state)
+    G = _check_inputs(q, k, v, beta, g, initial_state)
     B, T, H, Dk = k.shape
     Dv = v.shape[-1]
     C = chunk_size
     beta, g = _apply_mask(beta, g, mask)
-    S = k.new_zeros(B, H, Dk, Dv) if initial_state is None else initial_state
+    S = k.new_zeros(B, G * H, Dk, Dv) if initial_state is None else initial_state
     if T == 0:
-        return (q.new_zeros(B, 0, H, Dv) if q is not None else None), S.clone()
+        return (q.new_zeros(B, 0, G * H, Dv) if q is not None else None), S.clone()
 
     # Pad to a multiple of C with tokens that neither write (β=0) nor decay (g=0).
     pad = (-T) % C
-    if pad:
-        k = torch.nn.functional.pad(k, (0, 0, 0, 0, 0, pad))
-        v = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad))
-        beta = torch.nn.functional.pad(beta, (0, 0, 0, pad))
-        g = torch.nn.functional.pad(g, (0, 0, 0, pad))
-        if q is not None:
-            q = torch.nn.functional.pad(q, (0, 0, 0, 0, 0, pad))
     N = (T + pad) // C
 
-    # [B, T, H, D] -> [B, H, N, C, D]
-    def chunks(x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(B, N, C, H, -1).permute(0, 3, 1, 2, 4)
+    def kv_chunks(x: torch.Tensor) -> torch.Tensor:  # [B, T, H, D] -> [N, B, 1, H, C, D]
+        if pad:
+            x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad))
+        return x.reshape(B, N, C, H, -1).permute(1, 0, 3, 2, 4).contiguous().unsqueeze(2)
 
-    k_c, v_c = chunks(k), chunks(v)
-    b_c = beta.reshape(B, N, C, H).permute(0, 3, 1, 2)  # [B, H, N, C]
-    gamma = g.reshape(B, N, C, H).permute(0, 3, 1, 2).cumsum(-1)  # [B, H, N, C]
+    def gate_chunks(x: torch.Tensor) -> torch.Tensor:  # [B, T, G·H] -> [N, B, G, H, C]
+        if pad:
+            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+        return x.reshape(B, N, C, G, H).permute(1, 0, 3, 4, 2).contiguous()
 
-    # All intra-chunk quantities at once (parallel over chunks).
-    causal = torch.ones(C, C, dtype=torch.bool, device=k.device).tril()
-    L = (gamma[..., :, None] - gamma[..., None, :]).masked_fill(~causal, float("-inf")).exp()
-    kk = k_c @ k_c.transpose(-1, -2)  # [B, H, N, C, C]
-    A = torch.eye(C, dtype=k.dtype, device=k.device) + (kk * b_c[..., :, None] * L).tril(-1)
+    k_c, v_c = kv_chunks(k), kv_chunks(v)
+    b_c = gate_chunks(beta)
+    gamma = gate_chunks(g).cumsum(-1)
+
+    # All intra-chunk quantities at once (parallel over chunks). γ falls along a chunk, so
+    # γ_i − γ_j ≤ 0 on and below the diagonal; clamping the rest to 0 before exp keeps every
+    # value finite (exp of −inf is a slow path on CPU) and tril zeroes it. A unit-triangular
+    # solve never reads the diagonal, so A needs no tril(−1) and no identity.
+    L = (gamma[..., :, None] - gamma[..., None, :]).clamp(max=0).exp().tril()
+    A = (k_c @ k_c.transpose(-1, -2)) * b_c[..., :, None] * L  # [N, B, G, H, C, C]
     rhs = torch.cat([v_c * b_c[..., None], k_c * (b_c * gamma.exp())[..., None]], dim=-1)
-    UW = torch.linalg.solve_triangular(A, rhs, upper=False, unitriangular=True)
+    # X = A⁻¹ R, solved as Xᵀ Aᵀ = Rᵀ: LAPACK is column-major, so the transposed views need
+    # no copies (about 4x faster than the direct call here).
+    UW = torch.linalg.solve_triangular(
+        A.transpose(-1, -2), rhs.transpose(-1, -2), upper=True, left=False, unitriangular=True
+    ).transpose(-1, -2)
     U, W = UW[..., :Dv], UW[..., Dv:]
-    decay_last = gamma[..., -1:]  # γ_C  [B, H, N, 1]
+    decay_last = gamma[..., -1:]  # γ_C  [N, B, G, H, 1]
     k_tail = k_c * (decay_last - gamma).exp()[..., None]  # K ⊙ e^{γ_C − γ}
-    state_decay = decay_last.exp()[..., None]  # [B, H, N, 1, 1]
+    state_decay = decay_last.exp()[..., None]  # [N, B, G, H, 1, 1]
 
     if q is not None:
-        q_c = chunks(q)
+        q_c = kv_chunks(q)
         q_dec = q_c * gamma.exp()[..., None]
         qk = (q_c @ k_c.transpose(-1, -2)) * L  # L is already 0 above the diagonal
         outs = []
 
     # The only sequential part: carry the state across chunks.
+    S = S.reshape(B, G, H, Dk, Dv)
     for n in range(N):
-        v_new = U[:, :, n] - W[:, :, n] @ S
+        v_new = U[n] - W[n] @ S
         if q is not None:
-            outs.append(q_dec[:, :, n] @ S + qk[:, :, n] @ v_new)
-        S = state_decay[:, :, n] * S + k_tail[:, :, n].transpose(-1, -2) @ v_new
+            outs.append(q_dec[n] @ S + qk[n] @ v_new)
+        S = state_decay[n] * S + k_tail[n].transpose(-1, -2) @ v_new
+    S = S.reshape(B, G * H, Dk, Dv)
 
     if q is None:
         return None, S
-    o = torch.stack(outs, dim=2).reshape(B, H, N * C, Dv)[:, :, :T].transpose(1, 2)
+    # [N, B, G, H, C, Dv] -> [B, N·C, G·H, Dv]
+    o = torch.stack(outs).permute(1, 0, 4, 2, 3, 5).reshape(B, N * C, G * H, Dv)[:, :T]
     if mask is not None:
         o = o * mask[:, :, None, None].to(o.dtype)
     return o, S

@@ -1,6 +1,8 @@
 import json
 
-from lam.evaluation.acceptance import LONGEMBED_PARTS, PARTS, missing_parts, summarise
+import pytest
+
+from lam.evaluation.acceptance import LONGEMBED_PARTS, PARTS, missing_parts, parts_to_run, summarise
 
 FUSION = {"passage": 0.75, "document": 0.25, "lexical": 1.0, "document_lexical": 0.5}
 
@@ -41,3 +43,12 @@ def test_summary_checks_every_floor():
     records["qmsum"] = _record("qmsum", "a", 94.9, 90)  # QMSum under BM25 + 5
     summary = summarise(records)
     assert summary["floors"]["passkey"] and not summary["floors"]["qmsum-answer"] and not summary["accepted"]
+
+
+def test_only_and_limit_choose_among_the_missing_parts():
+    missing = ["4096", "32768", "qmsum"]
+    assert parts_to_run(missing, None, len(PARTS)) == missing
+    assert parts_to_run(missing, ["32768", "256-512-1024-2048"], len(PARTS)) == ["32768"]  # measured: skipped
+    assert parts_to_run(missing, None, 1) == ["4096"]
+    with pytest.raises(ValueError, match="unknown parts"):
+        parts_to_run(missing, ["65536"], 1)

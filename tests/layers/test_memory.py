@@ -76,3 +76,42 @@ def test_close_read_gates_silences_one_state_only():
         assert "fast" in str(err)
     else:
         raise AssertionError("expected ValueError")
+
+
+def _normalized_map(x, weight):
+    return torch.nn.functional.normalize(torch.einsum("bthd,hde->bthe", x, weight), dim=-1)
+
+
+def test_read_is_the_gated_sum_of_both_states_reads():
+    """The folded read (λ_f S_f + λ_s S_s)ᵀq̃ equals reading each state and gating the reads."""
+    config, mem = make()
+    H, D = config.num_heads, config.head_dim
+    with torch.no_grad():
+        mem.read_gate.normal_()
+        mem.query_map.add_(0.3 * torch.randn_like(mem.query_map))
+    q = torch.randn(2, 7, H, D)
+    state = torch.randn(2, 2 * H, D, D)
+    q_mem = _normalized_map(q, mem.query_map)
+    fast = torch.einsum("bthk,bhkv->bthv", q_mem, state[:, :H]) * mem.read_gate[:H, None]
+    slow = torch.einsum("bthk,bhkv->bthv", q_mem, state[:, H:]) * mem.read_gate[H:, None]
+    assert torch.allclose(mem.read(q, state), fast + slow, atol=1e-5)
+
+
+def test_write_is_the_delta_rule_on_both_timescales():
+    """write() runs the reference recurrence with the fast and slow gates over shared keys."""
+    from lam.memory.delta_rule import recurrent_delta_rule
+
+    config, mem = make()
+    B, T, H, D = 2, 40, config.num_heads, config.head_dim
+    with torch.no_grad():
+        mem.beta_proj.weight.normal_(0, 0.3)
+        mem.decay_proj.weight.normal_(0, 0.3)
+    x, k, v = torch.randn(B, T, config.hidden_size), torch.randn(B, T, H, D), torch.randn(B, T, H, D)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 25:] = False
+    state = torch.randn(B, 2 * H, D, D)
+    beta = torch.sigmoid(mem.beta_proj(x))
+    g = -mem.log_rate.exp() * torch.nn.functional.softplus(mem.decay_proj(x) + mem.decay_bias)
+    k_mem = _normalized_map(k, mem.key_map)
+    _, ref = recurrent_delta_rule(None, k_mem.repeat(1, 1, 2, 1), v.repeat(1, 1, 2, 1), beta, g, state, mask)
+    assert torch.allclose(mem.write(x, k, v, mask, state), ref, atol=1e-4)
