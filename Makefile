@@ -53,7 +53,8 @@ train-chain: install-dev
 # lam-v1's model folder (session 11's cloze-330-polish): 120 more cloze steps, then 120 embed steps at
 # lr 1e-3 (the polish); about 85 min from the teacher on a 2-core Xeon with AMX (2 h without). The
 # weights are bit-for-bit the same on one machine type, not across types (sha256 4c2c90b2... with AMX,
-# 35dbf798... without): lam.evaluation.acceptance keys its records on the sha256.
+# 35dbf798... without, both with the kernel before cbcaa82; a rebuild with today's kernel gives new
+# weights): lam.evaluation.acceptance keys its records on the sha256.
 V1_MODEL = runs/cloze-330-polish/model
 V1_FUSION = 0.75,0.25,1,0.5
 v1-model: train-chain
