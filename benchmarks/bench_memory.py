@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from bench_core import RESULTS, machine, write_results
 
 import lam as lam_package
 from lam import LAM
+from lam.evaluation.runner import _git_commit  # the checkout lam was imported from
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -51,9 +51,8 @@ def reading_model() -> LAM:
     return lam
 
 
-def measure(batch: int, repeats: int) -> dict:
+def measure(model: torch.nn.Module, batch: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    model = reading_model().model
     W = model.config.segment_len
     ids = torch.randint(1000, 20000, (batch, W))
     mask = torch.ones(batch, W, dtype=torch.bool)
@@ -92,28 +91,19 @@ def training_step_ms(batch: int, repeats: int) -> float:
     return median_ms(step, repeats)
 
 
-def code_version() -> str:
-    root = Path(lam_package.__file__).resolve().parents[1]
-    try:
-        return subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--label", default="current", help="the name this run is kept under")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
+    model = reading_model().model
     run = {
-        "code": code_version(),
+        "code": (_git_commit() or "unknown")[:7],
         "lam_from": str(Path(lam_package.__file__).resolve().parent),
         "machine": machine(),
-        "batch_1": measure(1, args.repeats),
-        "batch_8": measure(8, max(3, args.repeats // 3)),
+        "batch_1": measure(model, 1, args.repeats),
+        "batch_8": measure(model, 8, max(3, args.repeats // 3)),
         "train_step_batch_8_ms": training_step_ms(8, max(3, args.repeats // 5)),
     }
     path = RESULTS / "memory.json"

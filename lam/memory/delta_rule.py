@@ -162,7 +162,7 @@ def chunked_delta_rule(
 
     # All intra-chunk quantities at once (parallel over chunks). γ falls along a chunk, so
     # γ_i − γ_j ≤ 0 on and below the diagonal; clamping the rest to 0 before exp keeps every
-    # value finite (exp of −inf is a slow path on CPU) and tril zeroes it. A unit-triangular
+    # value finite (no ±inf, whatever the decays) and tril zeroes it. A unit-triangular
     # solve never reads the diagonal, so A needs no tril(−1) and no identity.
     L = (gamma[..., :, None] - gamma[..., None, :]).clamp(max=0).exp().tril()
     A = (k_c @ k_c.transpose(-1, -2)) * b_c[..., :, None] * L  # [N, B, G, H, C, C]
