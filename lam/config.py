@@ -39,6 +39,9 @@ class LAMConfig:
     # redundancy gate of the pooling (lam/layers/pooling.py); chosen on dev sets, 0 turns it off
     redundancy_tau: float = 0.15
     redundancy_power: float = 3.0
+    # segment IDF of the pooling (lam/layers/pooling.py): weight tokens by how few segments hold their id;
+    # chosen on QMSum val (dev); one-segment texts keep the plain mean, so short-text scores never change
+    token_idf: bool = True
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:

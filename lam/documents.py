@@ -42,7 +42,8 @@ def pooled_sums(
     """
     B = len(documents)
     device = next(model.parameters()).device
-    pool = RunningPool(B, model.config.hidden_size, model.config.redundancy_tau, model.config.redundancy_power, device)
+    cfg = model.config
+    pool = RunningPool(B, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, device, cfg.token_idf)
     state: MemoryState | None = None  # full-batch tensors, rows indexed by document
     active = list(range(B))
     current = [next(doc) for doc in documents]  # every document has at least one segment
@@ -60,11 +61,15 @@ def pooled_sums(
             sl = slice(g, g + group)
             sub_state = None if step_state is None else [s[sl] for s in step_state]
             hidden, new_state = model.forward_segment(ids[sl], mask[sl], sub_state, write)
-            hidden_parts.append(masked_sum(hidden, mask[sl]))
+            total, count = masked_sum(hidden, mask[sl])
+            if pool.token_idf:  # token states go to the pool now; the next group's are new tensors
+                pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]))
+            hidden_parts.append((total, count))
             state_parts.append(new_state)
         step_sums = torch.cat([p[0] for p in hidden_parts])
         step_counts = torch.cat([p[1] for p in hidden_parts])
-        pool.add(rows, step_sums, step_counts)
+        if not pool.token_idf:
+            pool.add(rows, step_sums, step_counts)
         if on_step is not None:
             on_step(list(active), step_sums, step_counts)
         if write:
@@ -79,7 +84,7 @@ def pooled_sums(
         active = [i for i, _ in still]
         for i, u in still:
             current[i] = u
-    return pool.total, pool.count
+    return pool.sums()
 
 
 class _Stopped(Exception):

@@ -53,6 +53,8 @@ class LAM:
     :param max_tokens: optional cap on text tokens per input (None: unlimited, the default).
     :param memory: override the weights' config: False runs the windowed teacher only.
     :param segment_len: override W, the tokens per segment (≤ 512).
+    :param token_idf: override the pooling's segment IDF (False: the plain gated token mean,
+        :mod:`lam.layers.pooling`; texts of one segment are the same either way).
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
@@ -72,6 +74,7 @@ class LAM:
         max_tokens: int | None = None,
         memory: bool | None = None,
         segment_len: int | None = None,
+        token_idf: bool | None = None,
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
         backend: str = "torch",
@@ -92,6 +95,8 @@ class LAM:
             overrides["memory"] = bool(memory)
         if segment_len is not None:
             overrides["segment_len"] = int(segment_len)
+        if token_idf is not None:
+            overrides["token_idf"] = bool(token_idf)
         config, state, tokenizer = load_model_files(model_dir, overrides)
         model = LAMModel(config)
         load_state_into(model, state, model_dir)

@@ -35,7 +35,9 @@ class LAMStream:
         self._pending: list[int] = []  # body ids not yet run (< W − 2 after each feed)
         self._state = None
         cfg = self._lam.config
-        self._pool = RunningPool(1, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, self._lam.device)
+        self._pool = RunningPool(
+            1, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, self._lam.device, cfg.token_idf
+        )
         self._taken = 0  # text tokens accepted (for max_tokens)
         self._segments = 0
 
@@ -57,12 +59,12 @@ class LAMStream:
 
     @torch.inference_mode()
     def _run(self, body: list[int], state, write: bool):
-        """One segment through the model: returns (Σ hidden ``[1, D]``, count ``[1]``, new state)."""
+        """One segment through the model: (Σ hidden ``[1, D]``, count ``[1]``, new state, token states)."""
         ids, mask = self._lam.segmenter.frame([body], self._lam.device)
         write = write and self._lam.model.memory_is_read()  # a memory nobody reads is not worth writing
         hidden, new_state = self._lam.model.forward_segment(ids, mask, state, write)
         total, count = masked_sum(hidden, mask)
-        return total, count, new_state
+        return total, count, new_state, (hidden, mask, ids)
 
     def feed(self, text: str) -> LAMStream:
         """Add the next piece of the text (any split point, even inside a word)."""
@@ -73,8 +75,8 @@ class LAMStream:
         body_len = self._lam.segmenter.body_len
         while len(self._pending) >= body_len:
             body, self._pending = self._pending[:body_len], self._pending[body_len:]
-            total, count, new_state = self._run(body, self._state, write=True)
-            self._pool.add([0], total, count)
+            total, count, new_state, tokens = self._run(body, self._state, write=True)
+            self._pool.add([0], total, count, tokens)
             self._state = new_state if new_state is not None else self._state
             self._segments += 1
         return self
@@ -99,8 +101,8 @@ class LAMStream:
             bodies = [[]]  # an empty text is [CLS] [SEP]
         pool, state = self._pool.clone(), self._state
         for i, body in enumerate(bodies):  # a scratch copy: the stream's own state is untouched
-            t, c, state = self._run(body, state, write=i < len(bodies) - 1)
-            pool.add([0], t, c)
+            t, c, state, tokens = self._run(body, state, write=i < len(bodies) - 1)
+            pool.add([0], t, c, tokens)
         emb = pool.embeddings()[0]
         if dim is not None:
             emb = emb[:dim]

@@ -4,7 +4,14 @@ from lam.layers.attention import SegmentMemoryAttention
 from lam.layers.block import LAMBlock
 from lam.layers.embeddings import Embeddings
 from lam.layers.memory import AssociativeMemory
-from lam.layers.pooling import RunningPool, masked_sum, mean_pool, pool_reference, redundancy_weight
+from lam.layers.pooling import (
+    RunningPool,
+    masked_sum,
+    mean_pool,
+    pool_reference,
+    redundancy_weight,
+    segment_idf_reference,
+)
 
 __all__ = [
     "AssociativeMemory",
@@ -16,4 +23,5 @@ __all__ = [
     "mean_pool",
     "pool_reference",
     "redundancy_weight",
+    "segment_idf_reference",
 ]

@@ -14,9 +14,23 @@ segment that restates earlier text (boilerplate, a repeated filler) has 1 − co
 all but vanishes, so a rare fact is not averaged away by thousands of repeated tokens. A
 one-segment text is never gated: short-text embeddings are the teacher's mean pool. τ = 0
 turns the gate off. The state is three vectors per document, so it streams in O(1) memory.
+
+*Segment IDF* (``token_idf=True``, session 16) also weights each token by how few of the
+document's own segments its id occurs in, an inverse document frequency with the segments as
+the documents:
+
+    e = Σ_t u(v_t)·w_{s(t)}·h_t  /  Σ_t u(v_t)·w_{s(t)},    u(v) = log((1 + S) / df(v)),
+
+df(v) the number of segments holding id v. Ids in every segment (speaker labels, fillers,
+[CLS]/[SEP]) get u = log(1 + 1/S) ≈ 1/S; ids of one passage get log(1 + S). It needs no corpus
+statistics and no parameter. A one-segment text has u = log 2 for every id: exactly the mean pool,
+so short-text embeddings do not change. Its state is bounded by the vocabulary, not the length:
+per document and distinct id, Σ w·h, Σ w and df.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.nn import functional as F
@@ -46,35 +60,126 @@ def redundancy_weight(segment_sum: torch.Tensor, seen_sum: torch.Tensor, tau: fl
     return torch.where(first, torch.ones_like(weight), weight)
 
 
+class _IdStats:
+    """One document's per-id running sums for segment IDF: Σ w·h, Σ w and df of each distinct id."""
+
+    def __init__(self, dim: int, device: torch.device | str) -> None:
+        self.slot: dict[int, int] = {}  # token id -> row of the tensors below
+        self.hidden = torch.zeros(64, dim, device=device)
+        self.weight = torch.zeros(64, device=device)
+        self.df = torch.zeros(64, device=device)
+        self.segments = 0
+
+    def add(self, hidden: torch.Tensor, ids: torch.Tensor, w: torch.Tensor) -> None:
+        """One segment's unpadded token states ``[T, D]`` and ids ``[T]``, gated by ``w``."""
+        unique, inverse = torch.unique(ids, return_inverse=True)
+        rows = []
+        for v in unique.tolist():
+            if v not in self.slot:
+                self.slot[v] = len(self.slot)
+            rows.append(self.slot[v])
+        if len(self.slot) > self.hidden.shape[0]:  # grow by doubling: amortised O(1) per new id
+            n = max(len(self.slot), 2 * self.hidden.shape[0])
+            self.hidden = torch.cat(
+                [self.hidden, self.hidden.new_zeros(n - self.hidden.shape[0], self.hidden.shape[1])]
+            )
+            self.weight = torch.cat([self.weight, self.weight.new_zeros(n - self.weight.shape[0])])
+            self.df = torch.cat([self.df, self.df.new_zeros(n - self.df.shape[0])])
+        rows_t = torch.tensor(rows, device=self.hidden.device)
+        sums = torch.zeros(len(rows), hidden.shape[1], device=hidden.device, dtype=hidden.dtype)
+        sums.index_add_(0, inverse, hidden)
+        counts = torch.bincount(inverse, minlength=len(rows)).to(self.weight.dtype)
+        self.hidden[rows_t] += w * sums.to(self.hidden.dtype)
+        self.weight[rows_t] += w * counts
+        self.df[rows_t] += 1
+        self.segments += 1
+
+    def sums(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Σ_v u(v)·Σ w·h, Σ_v u(v)·Σ w): their ratio is the embedding."""
+        n = len(self.slot)
+        if n == 0:
+            return self.hidden.new_zeros(self.hidden.shape[1]), self.weight.new_zeros(())
+        u = torch.log((1 + self.segments) / self.df[:n])
+        return u @ self.hidden[:n], u @ self.weight[:n]
+
+    def clone(self) -> _IdStats:
+        copy = _IdStats.__new__(_IdStats)
+        copy.slot, copy.segments = dict(self.slot), self.segments
+        copy.hidden, copy.weight, copy.df = self.hidden.clone(), self.weight.clone(), self.df.clone()
+        return copy
+
+
 class RunningPool:
     """The pooled state of B documents: Σ w·h (``total``), Σ w·n (``count``), Σ h (``seen``).
 
     :meth:`add` takes one segment's sums for some of the documents; :meth:`embeddings` reads
     the mean pool at any time. ``tau``/``power`` are the redundancy gate's (module docstring).
+    With ``token_idf`` every :meth:`add` also needs the segment's token states, mask and ids,
+    and the pool is the segment-IDF-weighted one (module docstring).
     """
 
-    def __init__(self, batch: int, dim: int, tau: float, power: float, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        batch: int,
+        dim: int,
+        tau: float,
+        power: float,
+        device: torch.device | str = "cpu",
+        token_idf: bool = False,
+    ) -> None:
         self.tau, self.power = tau, power
         self.total = torch.zeros(batch, dim, device=device)
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)
+        self.ids = [_IdStats(dim, device) for _ in range(batch)] if token_idf else None
 
-    def add(self, rows: torch.Tensor | list[int], segment_sum: torch.Tensor, segment_count: torch.Tensor) -> None:
-        """Pool one segment per listed document (``segment_sum [R, D]``, ``segment_count [R]``)."""
+    @property
+    def token_idf(self) -> bool:
+        return self.ids is not None
+
+    def add(
+        self,
+        rows: torch.Tensor | list[int],
+        segment_sum: torch.Tensor,
+        segment_count: torch.Tensor,
+        tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """Pool one segment per listed document (``segment_sum [R, D]``, ``segment_count [R]``).
+
+        ``tokens`` = (hidden ``[R, T, D]``, mask ``[R, T]``, ids ``[R, T]``), needed with ``token_idf``.
+        """
         rows = torch.as_tensor(rows, device=self.total.device)
         weight = redundancy_weight(segment_sum, self.seen[rows], self.tau, self.power)
         self.total[rows] += weight.unsqueeze(-1) * segment_sum
         self.count[rows] += weight * segment_count
         self.seen[rows] += segment_sum
+        if self.ids is not None:
+            if tokens is None:
+                raise ValueError("a token_idf pool needs each segment's (hidden, mask, ids)")
+            hidden, mask, ids = tokens
+            for k, r in enumerate(rows.tolist()):
+                m = mask[k].bool()
+                self.ids[r].add(hidden[k][m].to(self.total.dtype), ids[k][m], weight[k])
 
     def clone(self) -> RunningPool:
         copy = RunningPool.__new__(RunningPool)
         copy.tau, copy.power = self.tau, self.power
         copy.total, copy.count, copy.seen = self.total.clone(), self.count.clone(), self.seen.clone()
+        copy.ids = None if self.ids is None else [s.clone() for s in self.ids]
         return copy
 
+    def sums(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled (total ``[B, D]``, count ``[B]``): ``total / count`` is each embedding."""
+        if self.ids is None:
+            return self.total, self.count
+        pairs = [s.sums() for s in self.ids]
+        return torch.stack([t for t, _ in pairs]), torch.stack([c for _, c in pairs])
+
     def embeddings(self) -> torch.Tensor:
-        return mean_pool(self.total, self.count)
+        total, count = self.sums()
+        if self.ids is None:
+            return mean_pool(total, count)
+        return total / count.clamp(min=1e-12).unsqueeze(-1)  # u·w sums are not token counts
 
 
 def pool_reference(
@@ -90,5 +195,30 @@ def pool_reference(
             cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
             w = min(1.0, (max(0.0, 1.0 - cos) / tau) ** power)
         total, count = total + w * x, count + w * n
+        seen = x.clone() if seen is None else seen + x
+    return total / count
+
+
+def segment_idf_reference(
+    segment_states: list[torch.Tensor], segment_ids: list[list[int]], tau: float, power: float
+) -> torch.Tensor:
+    """The segment-IDF pool of one document, token by token in plain Python: ``segment_states[s]``
+    is ``[n_s, D]`` (unpadded), ``segment_ids[s]`` its ids (the twin of ``RunningPool(token_idf=True)``)."""
+    S = len(segment_ids)
+    df: dict[int, int] = {}
+    for ids in segment_ids:
+        for v in set(ids):
+            df[v] = df.get(v, 0) + 1
+    total, count, seen = 0.0, 0.0, None
+    for h, ids in zip(segment_states, segment_ids):
+        x = h.sum(0)
+        if seen is None or tau <= 0:
+            w = 1.0
+        else:
+            cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
+            w = min(1.0, (max(0.0, 1.0 - cos) / tau) ** power)
+        for t, v in enumerate(ids):
+            u = math.log((1 + S) / df[v])
+            total, count = total + u * w * h[t], count + u * w
         seen = x.clone() if seen is None else seen + x
     return total / count

@@ -1,12 +1,14 @@
 """The redundancy-gated pooling: the batched running pool against its one-segment-at-a-time twin,
 and what the gate must (and must not) do."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from lam.documents import pooled_sums
-from lam.layers import RunningPool, pool_reference, redundancy_weight
+from lam.layers import RunningPool, pool_reference, redundancy_weight, segment_idf_reference
 from tests.conftest import make_tiny_lam
 
 
@@ -64,8 +66,9 @@ def test_repetition_does_not_drown_a_fact():
 
 def test_pooled_sums_gate_each_document_by_its_own_segments():
     """End to end on a model: documents of different lengths in one batch, repeated text in
-    some, equal the reference applied to each document's own segment sums."""
-    lam = make_tiny_lam(gates=0.5)
+    some, equal the reference applied to each document's own segment sums (segment IDF off: the
+    gate alone; the IDF test below covers both together)."""
+    lam = make_tiny_lam(gates=0.5, token_idf=False)
     texts = ["the cat sat on the mat . " * 12, "a dog ran fast", "memory text is long and " * 3 + "the cat ran"]
     steps: dict[int, list[tuple[torch.Tensor, float]]] = {}
 
@@ -88,8 +91,103 @@ def test_pooled_sums_gate_each_document_by_its_own_segments():
 
 def test_the_gate_changes_a_repetitive_text_only():
     """A repeated sentence is down-weighted; with the gate off the same model gives the plain mean."""
-    on = make_tiny_lam(gates=0.5)
-    off = make_tiny_lam(gates=0.5, redundancy_tau=0.0)
+    on = make_tiny_lam(gates=0.5, token_idf=False)
+    off = make_tiny_lam(gates=0.5, redundancy_tau=0.0, token_idf=False)
     repetitive = "the cat sat on the mat . " * 20 + "a dog ran fast and slow"
     assert not np.allclose(on.encode(repetitive), off.encode(repetitive), atol=1e-3)
     np.testing.assert_allclose(on.encode("a dog ran fast"), off.encode("a dog ran fast"), atol=1e-6)
+
+
+# --- segment IDF (token_idf) ---
+
+
+def _random_token_documents(seed: int = 0, dim: int = 8, vocab: int = 12):
+    """Per document: unpadded token states and ids of each segment, ids drawn from a small vocabulary
+    so that some recur across segments and some do not."""
+    g = torch.Generator().manual_seed(seed)
+    docs = []
+    for n_segments in (1, 3, 6):
+        states, ids = [], []
+        for _ in range(n_segments):
+            n = int(torch.randint(3, 9, (), generator=g))
+            states.append(torch.randn(n, dim, generator=g))
+            ids.append(torch.randint(0, vocab, (n,), generator=g).tolist())
+        docs.append((states, ids))
+    return docs
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3])
+def test_segment_idf_pool_equals_the_token_by_token_reference(tau):
+    docs = _random_token_documents()
+    pool = RunningPool(len(docs), 8, tau, 2.0, token_idf=True)
+    for step in range(max(len(s) for s, _ in docs)):
+        rows = [i for i, (s, _) in enumerate(docs) if step < len(s)]
+        T = max(docs[i][0][step].shape[0] for i in rows)
+        hidden, mask, ids = (
+            torch.zeros(len(rows), T, 8),
+            torch.zeros(len(rows), T, dtype=torch.bool),
+            torch.zeros(len(rows), T, dtype=torch.long),
+        )
+        for k, i in enumerate(rows):  # padded like a real batch: padding must not count
+            n = docs[i][0][step].shape[0]
+            hidden[k, :n], mask[k, :n], ids[k, :n] = docs[i][0][step], True, torch.tensor(docs[i][1][step])
+            hidden[k, n:] = 100.0
+        pool.add(rows, (hidden * mask.unsqueeze(-1)).sum(1), mask.sum(1).float(), (hidden, mask, ids))
+    expected = torch.stack([segment_idf_reference(s, i, tau, 2.0) for s, i in docs])
+    torch.testing.assert_close(pool.embeddings(), expected, rtol=1e-5, atol=1e-5)
+    plain = torch.stack([pool_reference([h.sum(0) for h in s], [len(x) for x in i], tau, 2.0) for s, i in docs])
+    torch.testing.assert_close(expected[0], plain[0])  # one segment: u = log 2 for every id, the mean pool
+    assert not torch.allclose(expected[2], plain[2], atol=1e-3)  # several segments: not the mean
+    copy = pool.clone()
+    copy.add(
+        [2],
+        torch.ones(1, 8),
+        torch.ones(1),
+        (torch.ones(1, 1, 8), torch.ones(1, 1, dtype=torch.bool), torch.zeros(1, 1, dtype=torch.long)),
+    )
+    torch.testing.assert_close(pool.embeddings(), expected, rtol=1e-5, atol=1e-5)  # a clone is independent
+
+
+def test_segment_idf_weights_ids_by_how_few_segments_hold_them():
+    """An id in every segment gets log(1 + 1/S); an id of one segment log(1 + S)."""
+    dim = 2
+    common, rare = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    S = 9
+    states = [torch.stack([common]) for _ in range(S - 1)] + [torch.stack([common, rare])]
+    ids = [[1] for _ in range(S - 1)] + [[1, 2]]
+    e = segment_idf_reference(states, ids, 0.0, 1.0)
+    u_common, u_rare = math.log((1 + S) / S), math.log(1 + S)
+    expected = (S * u_common * common + u_rare * rare) / (S * u_common + u_rare)
+    torch.testing.assert_close(e, expected)
+    assert e[1] > 0.5 * e[0]  # the plain mean would give the rare id 1/10 of the common one's weight
+    with pytest.raises(ValueError, match="token_idf"):
+        RunningPool(1, dim, 0.0, 1.0, token_idf=True).add([0], torch.ones(1, dim), torch.ones(1))
+
+
+def test_token_idf_encode_equals_the_reference_and_streaming():
+    """End to end: encode (batched, memory carried) and the stream equal the token-by-token
+    reference on the model's own segment states; short texts keep the mean pool."""
+    lam = make_tiny_lam(gates=0.5, token_idf=True)
+    plain = make_tiny_lam(gates=0.5, token_idf=False)
+    texts = ["the cat sat on the mat . " * 12 + "a dog ran fast", "a dog ran fast", "memory text is long and " * 9]
+    cfg = lam.config
+    expected = []
+    with torch.inference_mode():
+        for text in texts:
+            state, states, ids_list = None, [], []
+            for body in lam.segmenter.text_segments(text):
+                ids, mask = lam.segmenter.frame([body])
+                hidden, state = lam.model.forward_segment(ids, mask, state, True)
+                states.append(hidden[0][mask[0]])
+                ids_list.append(ids[0][mask[0]].tolist())
+            expected.append(
+                torch.nn.functional.normalize(
+                    segment_idf_reference(states, ids_list, cfg.redundancy_tau, cfg.redundancy_power), dim=-1
+                )
+            )
+    assert len(ids_list) > 2
+    emb = lam.encode(texts)
+    np.testing.assert_allclose(emb, torch.stack(expected).numpy(), atol=1e-5)
+    np.testing.assert_allclose(lam.stream().feed(texts[0][:50]).feed(texts[0][50:]).embedding(), emb[0], atol=1e-5)
+    np.testing.assert_allclose(emb[1], plain.encode(texts[1]), atol=1e-6)  # one segment: unchanged
+    assert not np.allclose(emb[0], plain.encode(texts[0]), atol=1e-3)
