@@ -13,7 +13,7 @@ id is kept. One vector per text is then pooled five ways:
 * ``segment IDF``      — w(v) = log((1 + S) / df(v)), df(v) the number of the text's S segments
   that hold v: an IDF with the segments as documents, no parameter (``token_idf`` in the
   config, :mod:`lam.layers.pooling`)
-* ``segment IDF + c``  — the same with df(v) + c·S (flatter weights)
+* ``segment IDF + c``  — the same with df(v) + c·S, clipped at 0 (ids in most segments drop out)
 
 Queries (no prompt) and STS-B dev pairs are pooled with the same scheme as the documents; they are
 one segment, so segment IDF gives them the plain mean, document SIF does not.
@@ -67,7 +67,7 @@ def weights(ids: np.ndarray, segment: np.ndarray, scheme: str, a: float) -> np.n
     S = int(segment.max()) + 1
     df = np.unique(np.stack([inverse, segment]), axis=1)[0]  # one (id, segment) pair per occurrence set
     df = np.bincount(df, minlength=len(counts))
-    return np.log((1 + S) / (df[inverse] + a * S))
+    return np.maximum(np.log((1 + S) / (df[inverse] + a * S)), 0.0)  # + c·S can push u below 0
 
 
 def pool(item: tuple[np.ndarray, np.ndarray, np.ndarray], scheme: str, a: float) -> np.ndarray:
