@@ -62,14 +62,11 @@ def pooled_sums(
             sub_state = None if step_state is None else [s[sl] for s in step_state]
             hidden, new_state = model.forward_segment(ids[sl], mask[sl], sub_state, write)
             total, count = masked_sum(hidden, mask[sl])
-            if pool.token_idf:  # token states go to the pool now; the next group's are new tensors
-                pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]))
+            pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]))  # rows are pooled independently
             hidden_parts.append((total, count))
             state_parts.append(new_state)
         step_sums = torch.cat([p[0] for p in hidden_parts])
         step_counts = torch.cat([p[1] for p in hidden_parts])
-        if not pool.token_idf:
-            pool.add(rows, step_sums, step_counts)
         if on_step is not None:
             on_step(list(active), step_sums, step_counts)
         if write:

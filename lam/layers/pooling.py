@@ -146,7 +146,8 @@ class RunningPool:
     ) -> None:
         """Pool one segment per listed document (``segment_sum [R, D]``, ``segment_count [R]``).
 
-        ``tokens`` = (hidden ``[R, T, D]``, mask ``[R, T]``, ids ``[R, T]``), needed with ``token_idf``.
+        ``tokens`` = (hidden ``[R, T, D]``, mask ``[R, T]``, ids ``[R, T]``), needed with ``token_idf``
+        (ignored without it).
         """
         rows = torch.as_tensor(rows, device=self.total.device)
         weight = redundancy_weight(segment_sum, self.seen[rows], self.tau, self.power)
@@ -182,6 +183,14 @@ class RunningPool:
         return total / count.clamp(min=1e-12).unsqueeze(-1)  # u·w sums are not token counts
 
 
+def _reference_gate(x: torch.Tensor, seen: torch.Tensor | None, tau: float, power: float) -> float:
+    """w_s of one segment in plain Python (the references' twin of :func:`redundancy_weight`)."""
+    if seen is None or tau <= 0:
+        return 1.0
+    cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
+    return min(1.0, (max(0.0, 1.0 - cos) / tau) ** power)
+
+
 def pool_reference(
     segment_sums: list[torch.Tensor], segment_counts: list[float], tau: float, power: float
 ) -> torch.Tensor:
@@ -189,11 +198,7 @@ def pool_reference(
     obviously-correct twin of :class:`RunningPool`, for tests)."""
     total, count, seen = 0.0, 0.0, None
     for x, n in zip(segment_sums, segment_counts):
-        if seen is None or tau <= 0:
-            w = 1.0
-        else:
-            cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
-            w = min(1.0, (max(0.0, 1.0 - cos) / tau) ** power)
+        w = _reference_gate(x, seen, tau, power)
         total, count = total + w * x, count + w * n
         seen = x.clone() if seen is None else seen + x
     return total / count
@@ -212,11 +217,7 @@ def segment_idf_reference(
     total, count, seen = 0.0, 0.0, None
     for h, ids in zip(segment_states, segment_ids):
         x = h.sum(0)
-        if seen is None or tau <= 0:
-            w = 1.0
-        else:
-            cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
-            w = min(1.0, (max(0.0, 1.0 - cos) / tau) ** power)
+        w = _reference_gate(x, seen, tau, power)
         for t, v in enumerate(ids):
             u = math.log((1 + S) / df[v])
             total, count = total + u * w * h[t], count + u * w
