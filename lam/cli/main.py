@@ -469,6 +469,13 @@ def eval_command(
 @click.option(
     "--embed-weight", default=1.0, show_default=True, type=float, help="long / cloze: weight of the embed loss"
 )
+@click.option(
+    "--pool",
+    default="mean",
+    show_default=True,
+    type=click.Choice(["mean", "idf"]),
+    help="embed: the student's pool in the loss (idf: segment IDF, the pool LAM ships with)",
+)
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=3e-3, show_default=True, type=float)
@@ -490,6 +497,7 @@ def distill(
     group,
     passage_tokens,
     embed_weight,
+    pool,
     steps,
     batch_size,
     lr,
@@ -505,7 +513,7 @@ def distill(
     """Train LAM's memory against the full-attention teacher (needs the `dev` extras).
 
     Writes <out>/model (a LAM model folder), log.jsonl, loss.png, summary.json (512-token
-    fidelity before/after) and checkpoint.pt (for --resume; never commit it).
+    fidelity before/after, mean and IDF pool) and checkpoint.pt (for --resume; never commit it).
     """
     from lam.distill.train import DistillConfig, train
 
@@ -515,6 +523,7 @@ def distill(
         group=group,
         passage_tokens=passage_tokens,
         embed_weight=embed_weight,
+        pool=pool,
         steps=steps,
         batch_size=batch_size,
         lr=lr,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch.nn import functional as F
 
-from lam.layers import masked_sum
+from lam.layers import masked_sum, segment_idf_weights
 from lam.model import LAMModel
 
 
@@ -61,29 +61,38 @@ def attention_transfer_loss(
 
 
 def _segment_sums(
-    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]
+    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]], weights: list[torch.Tensor] | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(Σ hidden ``[B, d]``, token count ``[B]``) of each segment, the memory carried across all."""
+    """(Σ u·hidden ``[B, d]``, Σ u ``[B]``) of each segment, the memory carried across all; u is
+    the mask (a token count), or ``weights[s]`` per token where given."""
     state = None
     for i, (ids, mask) in enumerate(segments):
         hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
-        yield masked_sum(hidden, mask)
+        yield masked_sum(hidden, mask if weights is None else weights[i])
 
 
 def pooled_segments(
-    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]], prefixes: bool = False
+    student: LAMModel,
+    segments: list[tuple[torch.Tensor, torch.Tensor]],
+    prefixes: bool = False,
+    token_idf: bool = False,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Mean-pooled embedding of aligned segment batches (every row has every segment).
 
     The plain token mean: training leaves out the redundancy gate of
     :mod:`lam.layers.pooling`, which stays open on the natural training text anyway (held-out
     508-token windows: 1 − cos between the two segments ≥ 0.22 at the 5th percentile).
+    ``token_idf=True`` weights tokens by segment IDF instead, the pool LAM ships with
+    (``LAMConfig.token_idf``), so a loss on it trains the memory for the embedding users get.
 
     With ``prefixes=True``, the list of running embeddings after each segment (the last one is
     the document's): one pass serves losses on a prefix and on the whole text.
     """
+    if prefixes and token_idf:
+        raise ValueError("segment IDF depends on the whole text: no running prefixes with token_idf")
+    weights = segment_idf_weights([i for i, _ in segments], [m for _, m in segments]) if token_idf else None
     total, count, running = 0.0, 0.0, []
-    for seg_total, seg_count in _segment_sums(student, segments):
+    for seg_total, seg_count in _segment_sums(student, segments, weights):
         total, count = total + seg_total, count + seg_count
         running.append(total / count.unsqueeze(-1))
     return running if prefixes else running[-1]

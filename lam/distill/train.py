@@ -4,7 +4,8 @@ Fixed seeds, AdamW on the memory parameters only (so text of one segment stays e
 teacher's), cosine learning-rate decay, gradient clipping, a checkpoint every
 ``ckpt_every`` steps (``--resume`` continues from it), a JSON-lines log, a PNG of the loss
 curve, and the 512-token fidelity (mean cosine to the full-attention teacher on held-out
-windows) measured before and after. The result is saved as a normal LAM model folder.
+windows) measured before and after, under the plain mean and under segment IDF (the shipped
+pool). The result is saved as a normal LAM model folder.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from lam.tokenization import TextSegmenter
 STAGES = ("transfer", "embed", "chain", "long", "cloze")
 MULTI_SEGMENT_STAGES = ("chain", "long", "cloze")
 RECALL_STAGES = ("long", "cloze")  # a passage-recall loss over groups of documents
+POOLS = ("mean", "idf")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class DistillConfig:
     passage_tokens: int = 48  # "long": longest passage hidden in a document; "cloze": passage length
     group: int = 4  # "long": documents sharing one context; "cloze": documents from one book
     embed_weight: float = 1.0  # "long" / "cloze": weight of the 508-token fidelity loss on the same pass
+    pool: str = "mean"  # "embed": the student's pool in the loss, "mean" or "idf" (segment IDF, as shipped)
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -139,15 +142,16 @@ def fidelity_512(
     windows: list[list[int]],
     device: str,
     cache: TargetCache | None = None,
+    token_idf: bool = False,
 ) -> float:
     """Mean cosine between LAM (two segments + memory) and the teacher (full attention) on
-    508-token texts."""
+    508-token texts; LAM pooled by the plain mean, or by segment IDF with ``token_idf``."""
     student.eval()
     cos = []
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
         t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
-        s_emb = pooled_segments(student, _segments(batch, segmenter, device))
+        s_emb = pooled_segments(student, _segments(batch, segmenter, device), token_idf=token_idf)
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
 
@@ -173,6 +177,10 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
     if cfg.stage in RECALL_STAGES and cfg.batch_size < cfg.group:
         raise ValueError(f"{cfg.stage}: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
+    if cfg.pool not in POOLS:
+        raise ValueError(f"unknown pool {cfg.pool!r}: one of {POOLS}")
+    if cfg.pool != "mean" and cfg.stage != "embed":
+        raise ValueError(f"pool {cfg.pool!r} is for the embed stage only, not {cfg.stage!r}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +212,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     record = {
         "config": asdict(cfg),
         "fidelity_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache),
+        "fidelity_idf_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache, True),
     }
     log = open(out / "log.jsonl", "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
@@ -239,7 +248,8 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             parts = {f"layer {i}": v for i, v in enumerate(per_layer)}
         elif cfg.stage == "embed":
             target = _teacher_embedding(teacher, segmenter, windows, cfg.device, cache)
-            student_emb = pooled_segments(student, _segments(windows, segmenter, cfg.device))
+            segments = _segments(windows, segmenter, cfg.device)
+            student_emb = pooled_segments(student, segments, token_idf=cfg.pool == "idf")
             loss = embedding_distillation_loss(student_emb, target)
             parts = {}
         elif cfg.stage == "chain":
@@ -301,6 +311,7 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     log.close()
     student.eval()
     record["fidelity_after"] = fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache)
+    record["fidelity_idf_after"] = fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache, True)
     if cache is not None:
         record["target_cache"] = {"path": cfg.target_cache, "hits": cache.hits, "misses": cache.misses}
         cache.close()

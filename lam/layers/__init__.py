@@ -11,6 +11,7 @@ from lam.layers.pooling import (
     pool_reference,
     redundancy_weight,
     segment_idf_reference,
+    segment_idf_weights,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "pool_reference",
     "redundancy_weight",
     "segment_idf_reference",
+    "segment_idf_weights",
 ]

@@ -183,6 +183,25 @@ class RunningPool:
         return total / count.clamp(min=1e-12).unsqueeze(-1)  # u·w sums are not token counts
 
 
+def segment_idf_weights(segment_ids: list[torch.Tensor], segment_masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """u(v_t) of every token of B aligned documents (every row has all S segments), batched.
+
+    ``segment_ids[s]`` / ``segment_masks[s]`` are ``[B, T_s]``; returns ``[B, T_s]`` weights,
+    0 on padding. The same u as :class:`RunningPool` with ``token_idf`` (module docstring), in a
+    form that lets gradients through the pooled sums, so training can use the shipped pool.
+    """
+    n_segments = len(segment_ids)
+    vocab = max(int(ids.max()) for ids in segment_ids) + 1
+    df = torch.zeros(segment_ids[0].shape[0], vocab, device=segment_ids[0].device)
+    for ids, mask in zip(segment_ids, segment_masks):
+        present = torch.zeros_like(df).scatter_reduce(1, ids, mask.to(df.dtype), reduce="amax")
+        df += present
+    return [
+        torch.log((1 + n_segments) / df.gather(1, ids).clamp(min=1)) * mask.to(df.dtype)
+        for ids, mask in zip(segment_ids, segment_masks)
+    ]
+
+
 def _reference_gate(x: torch.Tensor, seen: torch.Tensor | None, tau: float, power: float) -> float:
     """w_s of one segment in plain Python (the references' twin of :func:`redundancy_weight`)."""
     if seen is None or tau <= 0:

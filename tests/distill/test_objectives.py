@@ -1,5 +1,6 @@
 """Distillation objectives on a tiny random model: well-defined, memory-only, and learnable."""
 
+import pytest
 import torch
 
 from lam import LAMConfig
@@ -74,3 +75,29 @@ def test_segment_means_average_to_the_pooled_embedding_for_equal_segments():
     assert torch.allclose((means[0] + means[1]) / 2, pooled_segments(student, segs), atol=1e-6)
     alone = segment_means(student, segs[1:])[0]  # the second segment without the first's memory
     assert not torch.allclose(alone, means[1], atol=1e-4)
+
+
+def test_idf_pooled_segments_train_the_pool_lam_ships():
+    """token_idf=True is the encoder's segment-IDF pool (gate off) on the same segment states,
+    differs from the mean, and passes gradients to the memory."""
+    from lam.layers import RunningPool, masked_sum
+
+    student, _, ids, mask = make_pair()
+    ids[:, 12:18] = ids[:, :6]  # ids shared by both segments, so IDF re-weights them
+    with torch.no_grad():
+        for layer in student.layers:
+            layer.attention.memory.read_gate.fill_(0.5)
+    segs = [(ids[:, :12], mask[:, :12]), (ids[:, 12:], mask[:, 12:])]
+    emb = pooled_segments(student, segs, token_idf=True)
+    pool = RunningPool(3, student.config.hidden_size, 0.0, 1.0, token_idf=True)
+    state = None
+    with torch.no_grad():
+        for i, (seg_ids, seg_mask) in enumerate(segs):
+            hidden, state = student.forward_segment(seg_ids, seg_mask, state, write_memory=i == 0)
+            pool.add([0, 1, 2], *masked_sum(hidden, seg_mask), (hidden, seg_mask, seg_ids))
+    torch.testing.assert_close(emb.detach(), pool.embeddings(), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(emb, pooled_segments(student, segs), atol=1e-4)
+    emb.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in student.named_parameters() if ".memory." in n)
+    with pytest.raises(ValueError, match="prefixes"):
+        pooled_segments(student, segs, prefixes=True, token_idf=True)

@@ -26,6 +26,7 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     out = train(cfg, progress=False)
     summary = json.loads((out / "summary.json").read_text())
     assert 0.5 < summary["fidelity_before"] <= 1 and 0.5 < summary["fidelity_after"] <= 1
+    assert 0.5 < summary["fidelity_idf_before"] <= 1 and 0.5 < summary["fidelity_idf_after"] <= 1
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     trained = LAM(out / "model")
     assert trained.config.name.endswith(stage)
@@ -42,6 +43,13 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
         assert abs(entries[0]["loss"] - entries[0]["parts"]["recall"] - entries[0]["parts"]["fidelity"]) < 1e-4
     if stage == "chain":  # one loss per segment after the first (2 segments: one)
         assert list(entries[0]["parts"]) == ["segment 1"]
+
+
+def test_idf_pool_is_for_the_embed_stage_only(tmp_path):
+    for stage, pool, match in (("cloze", "idf", "embed stage only"), ("embed", "max", "unknown pool")):
+        cfg = DistillConfig(stage=stage, pool=pool, steps=1, out=str(tmp_path), target_cache=None)
+        with pytest.raises(ValueError, match=match):
+            train(cfg, model_path=None, progress=False)
 
 
 def test_long_stage_needs_a_full_group(tmp_path):

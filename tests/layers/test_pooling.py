@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lam.documents import pooled_sums
-from lam.layers import RunningPool, pool_reference, redundancy_weight, segment_idf_reference
+from lam.layers import RunningPool, pool_reference, redundancy_weight, segment_idf_reference, segment_idf_weights
 from tests.conftest import make_tiny_lam
 
 
@@ -162,6 +162,24 @@ def test_segment_idf_weights_ids_by_how_few_segments_hold_them():
     assert e[1] > 0.5 * e[0]  # the plain mean would give the rare id 1/10 of the common one's weight
     with pytest.raises(ValueError, match="token_idf"):
         RunningPool(1, dim, 0.0, 1.0, token_idf=True).add([0], torch.ones(1, dim), torch.ones(1))
+
+
+def test_batched_segment_idf_weights_equal_the_reference_pool():
+    """segment_idf_weights (training's differentiable form) gives the reference's pool, padding 0."""
+    torch.manual_seed(0)
+    ids = [torch.tensor([[5, 6, 7, 5], [3, 3, 4, 8]]), torch.tensor([[5, 9, 0, 0], [4, 8, 8, 2]])]
+    masks = [torch.ones(2, 4, dtype=torch.bool), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)]
+    states = [torch.randn(2, 4, 8) for _ in ids]
+    weights = segment_idf_weights(ids, masks)
+    assert float(weights[1][0, 2:].abs().sum()) == 0.0  # padding weighs nothing
+    assert weights[0][0, 0] == weights[0][0, 3] == pytest.approx(math.log(3 / 2))  # id 5: both segments
+    assert weights[0][0, 1] == pytest.approx(math.log(3))  # id 6: one segment
+    total = sum((w.unsqueeze(-1) * h).sum(1) for w, h in zip(weights, states))
+    pooled = total / sum(w.sum(1) for w in weights).unsqueeze(-1)
+    for b in range(2):
+        seg_states = [h[b][m[b]] for h, m in zip(states, masks)]
+        seg_ids = [i[b][m[b]].tolist() for i, m in zip(ids, masks)]
+        torch.testing.assert_close(pooled[b], segment_idf_reference(seg_states, seg_ids, 0.0, 1.0))
 
 
 def test_token_idf_encode_equals_the_reference_and_streaming():
