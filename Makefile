@@ -36,19 +36,36 @@ eval: install-dev
 	lam eval --out results --name eval
 
 # The chain shared by every candidate since session 8, from scratch on this CPU: v0 (the teacher as LAM,
-# memory closed) -> embed-300 -> embed-500 -> cloze-150 -> cloze-210; about 65 min of training on 2 cores.
-# Outputs under runs/.
-train-chain: install-dev
+# memory closed) -> embed-300 -> embed-500 -> cloze-150 -> cloze-210; about 65 min of training on a
+# 2-core Xeon with AMX, twice that on the slower kind. Outputs under runs/. Each stage is a file target
+# (its summary.json, written last) run with --resume: a stage already done is skipped and one killed
+# midway continues from its last checkpoint (every 50 steps), so the chain can span sessions and still
+# give the same weights (no dropout, per-step data seeds, the optimiser state in the checkpoint).
+DISTILL = lam distill --resume
+CHAIN = runs/cloze-210/summary.json
+
+runs/v0/config.json:
 	$(PY) -m lam.teacher runs/v0
-	lam distill --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
-	lam distill --model runs/embed-300/model --stage embed --steps 200 --batch-size 8 --lr 1e-3 --seed 1 \
+
+runs/embed-300/summary.json: runs/v0/config.json
+	$(DISTILL) --model runs/v0 --stage embed --steps 300 --batch-size 8 --lr 2e-3 --out runs/embed-300
+
+runs/embed-500/summary.json: runs/embed-300/summary.json
+	$(DISTILL) --model runs/embed-300/model --stage embed --steps 200 --batch-size 8 --lr 1e-3 --seed 1 \
 		--out runs/embed-500 --name lam-embed-500
-	lam distill --model runs/embed-500/model --stage cloze --steps 150 --batch-size 16 --group 4 \
+
+runs/cloze-150/summary.json: runs/embed-500/summary.json
+	$(DISTILL) --model runs/embed-500/model --stage cloze --steps 150 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 10 --lr 1e-3 --seed 2 --out runs/cloze-150 \
 		--name lam-cloze-150
-	lam distill --model runs/cloze-150/model --stage cloze --steps 60 --batch-size 16 --group 4 \
+
+runs/cloze-210/summary.json: runs/cloze-150/summary.json
+	$(DISTILL) --model runs/cloze-150/model --stage cloze --steps 60 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 25 --lr 5e-4 --seed 3 --out runs/cloze-210 \
 		--name lam-cloze-210
+
+train-chain: install-dev
+	$(MAKE) $(CHAIN)
 
 # lam-v1's model folder (session 11's cloze-330-polish): 120 more cloze steps, then 120 embed steps at
 # lr 1e-3 (the polish); about 85 min from the teacher on a 2-core Xeon with AMX (2 h without). The
@@ -57,12 +74,18 @@ train-chain: install-dev
 # weights): lam.evaluation.acceptance keys its records on the sha256.
 V1_MODEL = runs/cloze-330-polish/model
 V1_FUSION = 0.75,0.25,1,0.5
-v1-model: train-chain
-	lam distill --model runs/cloze-210/model --stage cloze --steps 120 --batch-size 16 --group 4 \
+
+runs/cloze-330/summary.json: $(CHAIN)
+	$(DISTILL) --model runs/cloze-210/model --stage cloze --steps 120 --batch-size 16 --group 4 \
 		--long-segments 6 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 4 --out runs/cloze-330 \
 		--name lam-cloze-330
-	lam distill --model runs/cloze-330/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
+
+runs/cloze-330-polish/summary.json: runs/cloze-330/summary.json
+	$(DISTILL) --model runs/cloze-330/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
 		--out runs/cloze-330-polish --name lam-cloze-330-polish
+
+v1-model: install-dev
+	$(MAKE) runs/cloze-330-polish/summary.json
 
 # v1-model, then the gate search on dev that chose its gate (it keeps the default, tau 0.15, p 3, so
 # the folder is left as it is: results/distill/redundancy-gate-cloze-330-polish.md).

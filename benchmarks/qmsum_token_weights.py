@@ -14,6 +14,8 @@ id is kept. One vector per text is then pooled five ways:
   that hold v: an IDF with the segments as documents, no parameter (``token_idf`` in the
   config, :mod:`lam.layers.pooling`)
 * ``segment IDF + c``  — the same with df(v) + c·S, clipped at 0 (ids in most segments drop out)
+* ``passage IDF, k``   — segment IDF with k consecutive segments counted as one passage (k = 2:
+  the 508 tokens of two segments, the most that fit in the teacher's 512-token window)
 
 Queries (no prompt) and STS-B dev pairs are pooled with the same scheme as the documents; they are
 one segment, so segment IDF gives them the plain mean, document SIF does not.
@@ -59,6 +61,8 @@ def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def weights(ids: np.ndarray, segment: np.ndarray, scheme: str, a: float) -> np.ndarray:
+    if scheme == "passage IDF":  # a = k segments per passage
+        return weights(ids, segment // int(a), "segment IDF", 0.0)
     if scheme == "mean":
         return np.ones(len(ids))
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
@@ -97,11 +101,13 @@ def main() -> None:
     gold = np.array([float(r["score"]) for r in dev])
     grid = [("mean", 0.0)] + [("document SIF", a) for a in (1e-4, 3e-4, 1e-3, 1e-2)]
     grid += [("segment IDF", 0.0)] + [("segment IDF + c", c) for c in (0.05, 0.2)]
+    grid += [("passage IDF", k) for k in (2, 4)]
     rows = []
     for scheme, a in grid:
         kind = "segment IDF" if scheme.startswith("segment") else scheme
+        letter = {"document SIF": "a", "passage IDF": "k"}.get(kind, "c")
         d = np.stack([pool(x, kind, a) for x in docs])
-        row = {"pooling": scheme if a == 0 else f"{scheme}, {'a' if kind == 'document SIF' else 'c'} = {a:g}"}
+        row = {"pooling": scheme if a == 0 else f"{scheme}, {letter} = {a:g}"}
         for v, (qs, relevant) in queries.items():
             q = np.stack([pool(x, kind, a) for x in qs])
             row[v] = 100 * ndcg_at_k(q @ d.T, doc_ids, relevant, 10)

@@ -214,7 +214,11 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         "fidelity_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache),
         "fidelity_idf_before": fidelity_512(student, teacher, segmenter, heldout, cfg.device, cache, True),
     }
-    log = open(out / "log.jsonl", "a")
+    log_path = out / "log.jsonl"
+    if log_path.exists():  # keep only the steps the checkpoint holds: a run killed after it logs them again
+        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        log_path.write_text("".join(line + "\n" for line in kept))
+    log = open(log_path, "a")
     # stage 1 sees [CLS] 510 [SEP] = 512 teacher positions, split 256 | 256;
     # stage 2 sees 508 body tokens = two LAM segments of [CLS] 254 [SEP].
     n_segments = cfg.long_segments if cfg.stage in MULTI_SEGMENT_STAGES else 2

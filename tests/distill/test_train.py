@@ -32,12 +32,14 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     assert trained.config.name.endswith(stage)
     assert any(float(layer.attention.memory.read_gate.detach().abs().max()) > 0 for layer in trained.model.layers)
     assert summary["target_cache"]["misses"] > 0
+    with open(out / "log.jsonl", "a") as log:  # a run killed after its checkpoint had logged one more step
+        log.write(json.dumps({"step": 2, "loss": 0.0}) + "\n")
     cfg.steps = 2
     train(cfg, resume=True, progress=False)
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["target_cache"]["hits"] >= 2  # the held-out targets came from disk
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in entries] == [1, 2]  # resumed at step 1, did not start over
+    assert [e["step"] for e in entries] == [1, 2]  # resumed at step 1, did not start over, no step twice
     if stage in ("long", "cloze"):  # the passage-recall loss and the fidelity term on the same pass
         assert set(entries[0]["parts"]) == {"recall", "fidelity"}
         assert abs(entries[0]["loss"] - entries[0]["parts"]["recall"] - entries[0]["parts"]["fidelity"]) < 1e-4
