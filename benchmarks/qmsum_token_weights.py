@@ -14,8 +14,9 @@ id is kept. One vector per text is then pooled five ways:
   that hold v: an IDF with the segments as documents, no parameter (``token_idf`` in the
   config, :mod:`lam.layers.pooling`)
 * ``segment IDF + c``  — the same with df(v) + c·S, clipped at 0 (ids in most segments drop out)
-* ``passage IDF, k``   — segment IDF with k consecutive segments counted as one passage (k = 2:
-  the 508 tokens of two segments, the most that fit in the teacher's 512-token window)
+* ``passage IDF, P``   — segment IDF with passages of P text tokens as the documents
+  (``idf_passage_tokens``): P = 508 / 1016 are two / four full segments, P = 510 the teacher's
+  512 positions less [CLS] and [SEP]
 
 Queries (no prompt) and STS-B dev pairs are pooled with the same scheme as the documents; they are
 one segment, so segment IDF gives them the plain mean, document SIF does not.
@@ -46,9 +47,11 @@ OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
 
 
 @torch.inference_mode()
-def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(states ``[N, D]``, ids ``[N]``, segment index ``[N]``) of every token, memory carried."""
-    states, ids, segment = [], [], []
+def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(states ``[N, D]``, ids ``[N]``, segment index ``[N]``, text position ``[N]``) of every token,
+    memory carried; [CLS] / [SEP] take the position of their segment's first / last text token."""
+    states, ids, segment, position = [], [], [], []
+    body_seen = 0
     state = None
     bodies = list(lam.segmenter.text_segments(text))
     for s, body in enumerate(bodies):
@@ -56,13 +59,16 @@ def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
         hidden, state = lam.model.forward_segment(framed, mask, state, s < len(bodies) - 1)
         states.append(hidden[0][mask[0]].numpy())
         ids.append(framed[0][mask[0]].numpy())
-        segment.append(np.full(int(mask.sum()), s))
-    return np.concatenate(states), np.concatenate(ids), np.concatenate(segment)
+        n = int(mask.sum())
+        segment.append(np.full(n, s))
+        position.append(body_seen + np.clip(np.arange(n) - 1, 0, max(n - 3, 0)))
+        body_seen += n - 2
+    return np.concatenate(states), np.concatenate(ids), np.concatenate(segment), np.concatenate(position)
 
 
-def weights(ids: np.ndarray, segment: np.ndarray, scheme: str, a: float) -> np.ndarray:
-    if scheme == "passage IDF":  # a = k segments per passage
-        return weights(ids, segment // int(a), "segment IDF", 0.0)
+def weights(ids: np.ndarray, segment: np.ndarray, position: np.ndarray, scheme: str, a: float) -> np.ndarray:
+    if scheme == "passage IDF":  # a = P text tokens per passage
+        return weights(ids, position // int(a), position, "segment IDF", 0.0)
     if scheme == "mean":
         return np.ones(len(ids))
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
@@ -74,9 +80,9 @@ def weights(ids: np.ndarray, segment: np.ndarray, scheme: str, a: float) -> np.n
     return np.maximum(np.log((1 + S) / (df[inverse] + a * S)), 0.0)  # + c·S can push u below 0
 
 
-def pool(item: tuple[np.ndarray, np.ndarray, np.ndarray], scheme: str, a: float) -> np.ndarray:
-    h, ids, segment = item
-    w = weights(ids, segment, scheme, a)
+def pool(item: tuple[np.ndarray, ...], scheme: str, a: float) -> np.ndarray:
+    h, ids, segment, position = item
+    w = weights(ids, segment, position, scheme, a)
     v = (w[:, None] * h).sum(0)
     return v / np.linalg.norm(v)
 
@@ -101,11 +107,11 @@ def main() -> None:
     gold = np.array([float(r["score"]) for r in dev])
     grid = [("mean", 0.0)] + [("document SIF", a) for a in (1e-4, 3e-4, 1e-3, 1e-2)]
     grid += [("segment IDF", 0.0)] + [("segment IDF + c", c) for c in (0.05, 0.2)]
-    grid += [("passage IDF", k) for k in (2, 4)]
+    grid += [("passage IDF", P) for P in (508, 510, 1016)]
     rows = []
     for scheme, a in grid:
         kind = "segment IDF" if scheme.startswith("segment") else scheme
-        letter = {"document SIF": "a", "passage IDF": "k"}.get(kind, "c")
+        letter = {"document SIF": "a", "passage IDF": "P"}.get(kind, "c")
         d = np.stack([pool(x, kind, a) for x in docs])
         row = {"pooling": scheme if a == 0 else f"{scheme}, {letter} = {a:g}"}
         for v, (qs, relevant) in queries.items():

@@ -42,6 +42,9 @@ class LAMConfig:
     # segment IDF of the pooling (lam/layers/pooling.py): weight tokens by how few segments hold their id;
     # chosen on QMSum val (dev); one-segment texts keep the plain mean, so short-text scores never change
     token_idf: bool = True
+    # text tokens per passage for the IDF's df and S (0: each segment is a passage); 510, the teacher's 512
+    # positions less [CLS]/[SEP], keeps the mean pool for any text the teacher sees whole
+    idf_passage_tokens: int = 0
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:
@@ -52,6 +55,8 @@ class LAMConfig:
                 f"segment_len must be in [3, max_position_embeddings={self.max_position_embeddings}], "
                 f"got {self.segment_len}"
             )
+        if self.idf_passage_tokens < 0:
+            raise ValueError(f"idf_passage_tokens must be >= 0, got {self.idf_passage_tokens}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.redundancy_tau < 0 or self.redundancy_power <= 0:

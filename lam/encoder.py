@@ -55,6 +55,7 @@ class LAM:
     :param segment_len: override W, the tokens per segment (≤ 512).
     :param token_idf: override the pooling's segment IDF (False: the plain gated token mean,
         :mod:`lam.layers.pooling`; texts of one segment are the same either way).
+    :param idf_passage_tokens: override the text tokens of one passage of segment IDF (0: a segment).
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
@@ -75,6 +76,7 @@ class LAM:
         memory: bool | None = None,
         segment_len: int | None = None,
         token_idf: bool | None = None,
+        idf_passage_tokens: int | None = None,
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
         backend: str = "torch",
@@ -97,6 +99,8 @@ class LAM:
             overrides["segment_len"] = int(segment_len)
         if token_idf is not None:
             overrides["token_idf"] = bool(token_idf)
+        if idf_passage_tokens is not None:
+            overrides["idf_passage_tokens"] = int(idf_passage_tokens)
         config, state, tokenizer = load_model_files(model_dir, overrides)
         model = LAMModel(config)
         load_state_into(model, state, model_dir)

@@ -36,7 +36,13 @@ class LAMStream:
         self._state = None
         cfg = self._lam.config
         self._pool = RunningPool(
-            1, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, self._lam.device, cfg.token_idf
+            1,
+            cfg.hidden_size,
+            cfg.redundancy_tau,
+            cfg.redundancy_power,
+            self._lam.device,
+            cfg.token_idf,
+            cfg.idf_passage_tokens,
         )
         self._taken = 0  # text tokens accepted (for max_tokens)
         self._segments = 0

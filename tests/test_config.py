@@ -19,6 +19,7 @@ def test_json_round_trip(tmp_path):
         dict(chunk_size=0),
         dict(redundancy_tau=-0.1),
         dict(redundancy_power=0.0),
+        dict(idf_passage_tokens=-1),
     ],
 )
 def test_invalid_configs_raise(kwargs):

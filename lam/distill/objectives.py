@@ -76,6 +76,7 @@ def pooled_segments(
     segments: list[tuple[torch.Tensor, torch.Tensor]],
     prefixes: bool = False,
     token_idf: bool = False,
+    idf_passage_tokens: int = 0,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Mean-pooled embedding of aligned segment batches (every row has every segment).
 
@@ -90,7 +91,9 @@ def pooled_segments(
     """
     if prefixes and token_idf:
         raise ValueError("segment IDF depends on the whole text: no running prefixes with token_idf")
-    weights = segment_idf_weights([i for i, _ in segments], [m for _, m in segments]) if token_idf else None
+    weights = None
+    if token_idf:
+        weights = segment_idf_weights([i for i, _ in segments], [m for _, m in segments], idf_passage_tokens)
     total, count, running = 0.0, 0.0, []
     for seg_total, seg_count in _segment_sums(student, segments, weights):
         total, count = total + seg_total, count + seg_count

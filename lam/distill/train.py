@@ -151,7 +151,8 @@ def fidelity_512(
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
         t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
-        s_emb = pooled_segments(student, _segments(batch, segmenter, device), token_idf=token_idf)
+        k = student.config.idf_passage_tokens
+        s_emb = pooled_segments(student, _segments(batch, segmenter, device), token_idf=token_idf, idf_passage_tokens=k)
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
 
@@ -253,7 +254,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         elif cfg.stage == "embed":
             target = _teacher_embedding(teacher, segmenter, windows, cfg.device, cache)
             segments = _segments(windows, segmenter, cfg.device)
-            student_emb = pooled_segments(student, segments, token_idf=cfg.pool == "idf")
+            student_emb = pooled_segments(
+                student, segments, token_idf=cfg.pool == "idf", idf_passage_tokens=c.idf_passage_tokens
+            )
             loss = embedding_distillation_loss(student_emb, target)
             parts = {}
         elif cfg.stage == "chain":

@@ -21,7 +21,11 @@ the documents:
 
     e = Σ_t u(v_t)·w_{s(t)}·h_t  /  Σ_t u(v_t)·w_{s(t)},    u(v) = log((1 + S) / df(v)),
 
-df(v) the number of segments holding id v. Ids in every segment (speaker labels, fillers,
+df(v) the number of segments holding id v. With ``passage_tokens`` = P > 0 the documents of the
+IDF are passages of P text tokens instead (body position b of a token → passage ⌊b / P⌋; a
+segment's [CLS] and [SEP] go with its first and last text token): S = ⌈n / P⌉ for n text tokens,
+df(v) the passages holding v. P = 510, the teacher's 512 positions less [CLS] and [SEP], keeps the
+teacher's mean pool for every text the teacher can see whole. Ids in every segment (speaker labels, fillers,
 [CLS]/[SEP]) get u = log(1 + 1/S) ≈ 1/S; ids of one passage get log(1 + S). It needs no corpus
 statistics and no parameter. A one-segment text has u = log 2 for every id: exactly the mean pool,
 so short-text embeddings do not change. Its state is bounded by the vocabulary, not the length:
@@ -63,12 +67,15 @@ def redundancy_weight(segment_sum: torch.Tensor, seen_sum: torch.Tensor, tau: fl
 class _IdStats:
     """One document's per-id running sums for segment IDF: Σ w·h, Σ w and df of each distinct id."""
 
-    def __init__(self, dim: int, device: torch.device | str) -> None:
+    def __init__(self, dim: int, device: torch.device | str, passage_tokens: int = 0) -> None:
         self.slot: dict[int, int] = {}  # token id -> row of the tensors below
         self.hidden = torch.zeros(64, dim, device=device)
         self.weight = torch.zeros(64, device=device)
         self.df = torch.zeros(64, device=device)
+        self.last = torch.full((64,), -1, dtype=torch.long, device=device)  # last passage counted per id
+        self.passage_tokens = passage_tokens
         self.segments = 0
+        self.body_tokens = 0  # text tokens so far ([CLS]/[SEP] excluded)
 
     def add(self, hidden: torch.Tensor, ids: torch.Tensor, w: torch.Tensor) -> None:
         """One segment's unpadded token states ``[T, D]`` and ids ``[T]``, gated by ``w``."""
@@ -85,27 +92,41 @@ class _IdStats:
             )
             self.weight = torch.cat([self.weight, self.weight.new_zeros(n - self.weight.shape[0])])
             self.df = torch.cat([self.df, self.df.new_zeros(n - self.df.shape[0])])
+            self.last = torch.cat([self.last, self.last.new_full((n - self.last.shape[0],), -1)])
         rows_t = torch.tensor(rows, device=self.hidden.device)
         sums = torch.zeros(len(rows), hidden.shape[1], device=hidden.device, dtype=hidden.dtype)
         sums.index_add_(0, inverse, hidden)
         counts = torch.bincount(inverse, minlength=len(rows)).to(self.weight.dtype)
         self.hidden[rows_t] += w * sums.to(self.hidden.dtype)
         self.weight[rows_t] += w * counts
-        self.df[rows_t] += 1
+        n = ids.shape[0]
+        if self.passage_tokens:
+            body = self.body_tokens + (torch.arange(n, device=ids.device) - 1).clamp(0, max(n - 3, 0))
+            passage = body // self.passage_tokens
+        else:
+            passage = torch.full((n,), self.segments, device=ids.device)
+        pairs = torch.unique(torch.stack([inverse, passage]), dim=1)  # each (id, passage) once
+        pair_rows, pair_passage = rows_t[pairs[0]], pairs[1]
+        self.df.index_add_(0, pair_rows, (pair_passage > self.last[pair_rows]).to(self.df.dtype))
+        self.last.scatter_reduce_(0, pair_rows, pair_passage, reduce="amax")
         self.segments += 1
+        self.body_tokens += max(n - 2, 0)
 
     def sums(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(Σ_v u(v)·Σ w·h, Σ_v u(v)·Σ w): their ratio is the embedding."""
         n = len(self.slot)
         if n == 0:
             return self.hidden.new_zeros(self.hidden.shape[1]), self.weight.new_zeros(())
-        u = torch.log((1 + self.segments) / self.df[:n])
+        passages = max(1, -(-self.body_tokens // self.passage_tokens)) if self.passage_tokens else self.segments
+        u = torch.log((1 + passages) / self.df[:n])
         return u @ self.hidden[:n], u @ self.weight[:n]
 
     def clone(self) -> _IdStats:
         copy = _IdStats.__new__(_IdStats)
-        copy.slot, copy.segments = dict(self.slot), self.segments
+        copy.slot, copy.segments, copy.body_tokens = dict(self.slot), self.segments, self.body_tokens
+        copy.passage_tokens = self.passage_tokens
         copy.hidden, copy.weight, copy.df = self.hidden.clone(), self.weight.clone(), self.df.clone()
+        copy.last = self.last.clone()
         return copy
 
 
@@ -115,7 +136,8 @@ class RunningPool:
     :meth:`add` takes one segment's sums for some of the documents; :meth:`embeddings` reads
     the mean pool at any time. ``tau``/``power`` are the redundancy gate's (module docstring).
     With ``token_idf`` every :meth:`add` also needs the segment's token states, mask and ids,
-    and the pool is the segment-IDF-weighted one (module docstring).
+    and the pool is the segment-IDF-weighted one (module docstring), with passages of
+    ``passage_tokens`` text tokens (0: one passage per segment).
     """
 
     def __init__(
@@ -126,12 +148,13 @@ class RunningPool:
         power: float,
         device: torch.device | str = "cpu",
         token_idf: bool = False,
+        passage_tokens: int = 0,
     ) -> None:
         self.tau, self.power = tau, power
         self.total = torch.zeros(batch, dim, device=device)
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)
-        self.ids = [_IdStats(dim, device) for _ in range(batch)] if token_idf else None
+        self.ids = [_IdStats(dim, device, passage_tokens) for _ in range(batch)] if token_idf else None
 
     @property
     def token_idf(self) -> bool:
@@ -183,21 +206,41 @@ class RunningPool:
         return total / count.clamp(min=1e-12).unsqueeze(-1)  # u·w sums are not token counts
 
 
-def segment_idf_weights(segment_ids: list[torch.Tensor], segment_masks: list[torch.Tensor]) -> list[torch.Tensor]:
+def segment_idf_weights(
+    segment_ids: list[torch.Tensor], segment_masks: list[torch.Tensor], passage_tokens: int = 0
+) -> list[torch.Tensor]:
     """u(v_t) of every token of B aligned documents (every row has all S segments), batched.
 
-    ``segment_ids[s]`` / ``segment_masks[s]`` are ``[B, T_s]``; returns ``[B, T_s]`` weights,
-    0 on padding. The same u as :class:`RunningPool` with ``token_idf`` (module docstring), in a
-    form that lets gradients through the pooled sums, so training can use the shipped pool.
+    ``segment_ids[s]`` / ``segment_masks[s]`` are ``[B, T_s]`` ([CLS] text [SEP], then padding);
+    returns ``[B, T_s]`` weights, 0 on padding. The same u as :class:`RunningPool` with
+    ``token_idf`` and ``passage_tokens`` (module docstring), in a form that lets gradients through
+    the pooled sums, so training can use the shipped pool.
     """
-    n_segments = len(segment_ids)
+    device = segment_ids[0].device
     vocab = max(int(ids.max()) for ids in segment_ids) + 1
-    df = torch.zeros(segment_ids[0].shape[0], vocab, device=segment_ids[0].device)
-    for ids, mask in zip(segment_ids, segment_masks):
-        present = torch.zeros_like(df).scatter_reduce(1, ids, mask.to(df.dtype), reduce="amax")
-        df += present
+    lengths = [mask.sum(1) for mask in segment_masks]  # [B] tokens per segment, [CLS]/[SEP] included
+    passages = []  # [B, T_s] passage index of every token
+    body = torch.zeros_like(lengths[0])
+    for s, (ids, n) in enumerate(zip(segment_ids, lengths)):
+        if passage_tokens:
+            t = torch.arange(ids.shape[1], device=device).unsqueeze(0) - 1
+            passages.append(
+                (body.unsqueeze(1) + torch.minimum(t.clamp(min=0), (n - 3).clamp(min=0).unsqueeze(1))) // passage_tokens
+            )
+        else:
+            passages.append(torch.full_like(ids, s))
+        body = body + (n - 2).clamp(min=0)
+    n_passages = (
+        (body + passage_tokens - 1) // passage_tokens if passage_tokens else torch.full_like(body, len(segment_ids))
+    )
+    n_passages = n_passages.clamp(min=1)
+    width = int(max(int(p.max()) for p in passages)) + 1
+    present = torch.zeros(body.shape[0], width * vocab, device=device)
+    for ids, mask, p in zip(segment_ids, segment_masks, passages):
+        present.scatter_reduce_(1, p * vocab + ids, mask.to(present.dtype), reduce="amax")
+    df = present.view(body.shape[0], width, vocab).sum(1)
     return [
-        torch.log((1 + n_segments) / df.gather(1, ids).clamp(min=1)) * mask.to(df.dtype)
+        torch.log((1 + n_passages.unsqueeze(1)) / df.gather(1, ids).clamp(min=1)) * mask.to(df.dtype)
         for ids, mask in zip(segment_ids, segment_masks)
     ]
 
@@ -224,21 +267,36 @@ def pool_reference(
 
 
 def segment_idf_reference(
-    segment_states: list[torch.Tensor], segment_ids: list[list[int]], tau: float, power: float
+    segment_states: list[torch.Tensor],
+    segment_ids: list[list[int]],
+    tau: float,
+    power: float,
+    passage_tokens: int = 0,
 ) -> torch.Tensor:
     """The segment-IDF pool of one document, token by token in plain Python: ``segment_states[s]``
-    is ``[n_s, D]`` (unpadded), ``segment_ids[s]`` its ids (the twin of ``RunningPool(token_idf=True)``)."""
-    S = len(segment_ids)
-    df: dict[int, int] = {}
-    for ids in segment_ids:
-        for v in set(ids):
-            df[v] = df.get(v, 0) + 1
+    is ``[n_s, D]`` (unpadded), ``segment_ids[s]`` its ids, [CLS] first and [SEP] last (the twin of
+    ``RunningPool(token_idf=True, passage_tokens=...)``)."""
+    passage_of: list[list[int]] = []  # the passage of every token
+    body = 0
+    for s, ids in enumerate(segment_ids):
+        n = len(ids)
+        if passage_tokens:
+            positions = [body + min(max(t - 1, 0), max(n - 3, 0)) for t in range(n)]
+            passage_of.append([b // passage_tokens for b in positions])
+        else:
+            passage_of.append([s] * n)
+        body += max(n - 2, 0)
+    S = max(1, math.ceil(body / passage_tokens)) if passage_tokens else len(segment_ids)
+    holders: dict[int, set[int]] = {}
+    for ids, passages in zip(segment_ids, passage_of):
+        for v, p in zip(ids, passages):
+            holders.setdefault(v, set()).add(p)
     total, count, seen = 0.0, 0.0, None
     for h, ids in zip(segment_states, segment_ids):
         x = h.sum(0)
         w = _reference_gate(x, seen, tau, power)
         for t, v in enumerate(ids):
-            u = math.log((1 + S) / df[v])
+            u = math.log((1 + S) / len(holders[v]))
             total, count = total + u * w * h[t], count + u * w
         seen = x.clone() if seen is None else seen + x
     return total / count

@@ -116,10 +116,10 @@ def _random_token_documents(seed: int = 0, dim: int = 8, vocab: int = 12):
     return docs
 
 
-@pytest.mark.parametrize("tau", [0.0, 0.3])
-def test_segment_idf_pool_equals_the_token_by_token_reference(tau):
+@pytest.mark.parametrize("tau,passage", [(0.0, 0), (0.3, 0), (0.3, 5), (0.0, 14)])
+def test_segment_idf_pool_equals_the_token_by_token_reference(tau, passage):
     docs = _random_token_documents()
-    pool = RunningPool(len(docs), 8, tau, 2.0, token_idf=True)
+    pool = RunningPool(len(docs), 8, tau, 2.0, token_idf=True, passage_tokens=passage)
     for step in range(max(len(s) for s, _ in docs)):
         rows = [i for i, (s, _) in enumerate(docs) if step < len(s)]
         T = max(docs[i][0][step].shape[0] for i in rows)
@@ -133,11 +133,12 @@ def test_segment_idf_pool_equals_the_token_by_token_reference(tau):
             hidden[k, :n], mask[k, :n], ids[k, :n] = docs[i][0][step], True, torch.tensor(docs[i][1][step])
             hidden[k, n:] = 100.0
         pool.add(rows, (hidden * mask.unsqueeze(-1)).sum(1), mask.sum(1).float(), (hidden, mask, ids))
-    expected = torch.stack([segment_idf_reference(s, i, tau, 2.0) for s, i in docs])
+    expected = torch.stack([segment_idf_reference(s, i, tau, 2.0, passage) for s, i in docs])
     torch.testing.assert_close(pool.embeddings(), expected, rtol=1e-5, atol=1e-5)
     plain = torch.stack([pool_reference([h.sum(0) for h in s], [len(x) for x in i], tau, 2.0) for s, i in docs])
-    torch.testing.assert_close(expected[0], plain[0])  # one segment: u = log 2 for every id, the mean pool
-    assert not torch.allclose(expected[2], plain[2], atol=1e-3)  # several segments: not the mean
+    for d, (_, ids) in enumerate(docs):  # one passage: u = log 2 for every id, the (gated) mean pool
+        one_passage = len(ids) == 1 if passage == 0 else sum(len(x) - 2 for x in ids) <= passage
+        assert torch.allclose(expected[d], plain[d], atol=1e-6) == one_passage, d
     copy = pool.clone()
     copy.add(
         [2],
@@ -162,24 +163,35 @@ def test_segment_idf_weights_ids_by_how_few_segments_hold_them():
     assert e[1] > 0.5 * e[0]  # the plain mean would give the rare id 1/10 of the common one's weight
     with pytest.raises(ValueError, match="token_idf"):
         RunningPool(1, dim, 0.0, 1.0, token_idf=True).add([0], torch.ones(1, dim), torch.ones(1))
+    # passages of 2 text tokens: [CLS] 5 6 [SEP] | [CLS] 5 7 8 [SEP] is 5 text tokens in 3 passages,
+    # {5 6} {5 7} {8}; [CLS] goes with its segment's first text token, [SEP] with its last
+    h = [torch.randn(4, 3), torch.randn(5, 3)]
+    e = segment_idf_reference(h, [[101, 5, 6, 102], [101, 5, 7, 8, 102]], 0.0, 1.0, passage_tokens=2)
+    a, b = math.log(4 / 2), math.log(4)  # in 2 of the 3 passages (101, 102, 5) or in 1 (6, 7, 8)
+    u = [torch.tensor([a, a, b, a]), torch.tensor([a, a, b, b, a])]
+    torch.testing.assert_close(e, sum(w @ x for w, x in zip(u, h)) / sum(w.sum() for w in u))
 
 
-def test_batched_segment_idf_weights_equal_the_reference_pool():
+@pytest.mark.parametrize("passage", [0, 3, 100])
+def test_batched_segment_idf_weights_equal_the_reference_pool(passage):
     """segment_idf_weights (training's differentiable form) gives the reference's pool, padding 0."""
     torch.manual_seed(0)
     ids = [torch.tensor([[5, 6, 7, 5], [3, 3, 4, 8]]), torch.tensor([[5, 9, 0, 0], [4, 8, 8, 2]])]
     masks = [torch.ones(2, 4, dtype=torch.bool), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)]
     states = [torch.randn(2, 4, 8) for _ in ids]
-    weights = segment_idf_weights(ids, masks)
+    weights = segment_idf_weights(ids, masks, passage)
     assert float(weights[1][0, 2:].abs().sum()) == 0.0  # padding weighs nothing
-    assert weights[0][0, 0] == weights[0][0, 3] == pytest.approx(math.log(3 / 2))  # id 5: both segments
-    assert weights[0][0, 1] == pytest.approx(math.log(3))  # id 6: one segment
+    if passage == 0:
+        assert weights[0][0, 0] == weights[0][0, 3] == pytest.approx(math.log(3 / 2))  # id 5: both segments
+        assert weights[0][0, 1] == pytest.approx(math.log(3))  # id 6: one segment
+    if passage == 100:  # one passage: log 2 for every token, the mean pool
+        assert torch.allclose(weights[0], torch.full((2, 4), math.log(2)))
     total = sum((w.unsqueeze(-1) * h).sum(1) for w, h in zip(weights, states))
     pooled = total / sum(w.sum(1) for w in weights).unsqueeze(-1)
     for b in range(2):
         seg_states = [h[b][m[b]] for h, m in zip(states, masks)]
         seg_ids = [i[b][m[b]].tolist() for i, m in zip(ids, masks)]
-        torch.testing.assert_close(pooled[b], segment_idf_reference(seg_states, seg_ids, 0.0, 1.0))
+        torch.testing.assert_close(pooled[b], segment_idf_reference(seg_states, seg_ids, 0.0, 1.0, passage))
 
 
 def test_token_idf_encode_equals_the_reference_and_streaming():
@@ -209,3 +221,28 @@ def test_token_idf_encode_equals_the_reference_and_streaming():
     np.testing.assert_allclose(lam.stream().feed(texts[0][:50]).feed(texts[0][50:]).embedding(), emb[0], atol=1e-5)
     np.testing.assert_allclose(emb[1], plain.encode(texts[1]), atol=1e-6)  # one segment: unchanged
     assert not np.allclose(emb[0], plain.encode(texts[0]), atol=1e-3)
+
+
+def test_passage_idf_encode_keeps_the_mean_up_to_one_passage_and_streams():
+    """idf_passage_tokens = P: a text of at most P text tokens pools as without IDF (whatever its
+    segments); a longer one equals the reference with passages of P tokens, in encode and stream."""
+    plain = make_tiny_lam(gates=0.5, token_idf=False)
+    short, long = "the cat sat on the mat . " * 2, "the cat sat on the mat . " * 12 + "a dog ran fast"
+    bodies = list(plain.segmenter.text_segments(short))
+    P = sum(len(b) for b in bodies)
+    lam = make_tiny_lam(gates=0.5, token_idf=True, idf_passage_tokens=P)
+    assert len(bodies) == 2 and sum(len(b) for b in lam.segmenter.text_segments(long)) > 2 * P
+    np.testing.assert_allclose(lam.encode(short), plain.encode(short), atol=1e-6)
+    state, states, ids_list = None, [], []
+    with torch.inference_mode():
+        for body in lam.segmenter.text_segments(long):
+            ids, mask = lam.segmenter.frame([body])
+            hidden, state = lam.model.forward_segment(ids, mask, state, True)
+            states.append(hidden[0][mask[0]])
+            ids_list.append(ids[0][mask[0]].tolist())
+    cfg = lam.config
+    expected = segment_idf_reference(states, ids_list, cfg.redundancy_tau, cfg.redundancy_power, P)
+    emb = lam.encode(long)
+    np.testing.assert_allclose(emb, torch.nn.functional.normalize(expected, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(lam.stream().feed(long[:40]).feed(long[40:]).embedding(), emb, atol=1e-5)
+    assert not np.allclose(emb, plain.encode(long), atol=1e-3)
