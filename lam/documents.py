@@ -42,10 +42,7 @@ def pooled_sums(
     """
     B = len(documents)
     device = next(model.parameters()).device
-    cfg = model.config
-    pool = RunningPool(
-        B, cfg.hidden_size, cfg.redundancy_tau, cfg.redundancy_power, device, cfg.token_idf, cfg.idf_passage_tokens
-    )
+    pool = RunningPool.for_config(B, model.config, device)
     state: MemoryState | None = None  # full-batch tensors, rows indexed by document
     active = list(range(B))
     current = [next(doc) for doc in documents]  # every document has at least one segment

@@ -34,16 +34,7 @@ class LAMStream:
         self._tokenizer = IncrementalTokenizer(self._lam.segmenter.tokenizer)
         self._pending: list[int] = []  # body ids not yet run (< W − 2 after each feed)
         self._state = None
-        cfg = self._lam.config
-        self._pool = RunningPool(
-            1,
-            cfg.hidden_size,
-            cfg.redundancy_tau,
-            cfg.redundancy_power,
-            self._lam.device,
-            cfg.token_idf,
-            cfg.idf_passage_tokens,
-        )
+        self._pool = RunningPool.for_config(1, self._lam.config, self._lam.device)
         self._taken = 0  # text tokens accepted (for max_tokens)
         self._segments = 0
 

@@ -148,10 +148,10 @@ def fidelity_512(
     508-token texts; LAM pooled by the plain mean, or by segment IDF with ``token_idf``."""
     student.eval()
     cos = []
+    k = student.config.idf_passage_tokens
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
         t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
-        k = student.config.idf_passage_tokens
         s_emb = pooled_segments(student, _segments(batch, segmenter, device), token_idf=token_idf, idf_passage_tokens=k)
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)

@@ -39,6 +39,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from lam.config import LAMConfig
+
 
 def masked_sum(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_t m_t·h_t and Σ_t m_t over a segment: hidden ``[B, T, D]``, mask ``[B, T]``."""
@@ -62,6 +64,19 @@ def redundancy_weight(segment_sum: torch.Tensor, seen_sum: torch.Tensor, tau: fl
     novelty = (1 - F.cosine_similarity(segment_sum, seen_sum, dim=-1)).clamp(min=0)
     weight = (novelty / tau).pow(power).clamp(max=1)
     return torch.where(first, torch.ones_like(weight), weight)
+
+
+def _passage_of(t: torch.Tensor, n: torch.Tensor, body_before: torch.Tensor | int, passage_tokens: int) -> torch.Tensor:
+    """Passage of token t of a [CLS] text [SEP] segment of n tokens whose text starts at text
+    position ``body_before``; [CLS] / [SEP] go with the segment's first / last text token. Broadcasts."""
+    return (body_before + torch.minimum((t - 1).clamp(min=0), (n - 3).clamp(min=0))) // passage_tokens
+
+
+def _passage_count(body_tokens: torch.Tensor | int, segments: torch.Tensor | int, passage_tokens: int) -> torch.Tensor:
+    """S of the IDF: ⌈n / P⌉ passages of a text of n text tokens (at least 1), or its segments if P = 0."""
+    if not passage_tokens:
+        return torch.as_tensor(segments)
+    return ((torch.as_tensor(body_tokens) + passage_tokens - 1) // passage_tokens).clamp(min=1)
 
 
 class _IdStats:
@@ -101,8 +116,8 @@ class _IdStats:
         self.weight[rows_t] += w * counts
         n = ids.shape[0]
         if self.passage_tokens:
-            body = self.body_tokens + (torch.arange(n, device=ids.device) - 1).clamp(0, max(n - 3, 0))
-            passage = body // self.passage_tokens
+            t = torch.arange(n, device=ids.device)
+            passage = _passage_of(t, torch.tensor(n, device=ids.device), self.body_tokens, self.passage_tokens)
         else:
             passage = torch.full((n,), self.segments, device=ids.device)
         pairs = torch.unique(torch.stack([inverse, passage]), dim=1)  # each (id, passage) once
@@ -117,7 +132,7 @@ class _IdStats:
         n = len(self.slot)
         if n == 0:
             return self.hidden.new_zeros(self.hidden.shape[1]), self.weight.new_zeros(())
-        passages = max(1, -(-self.body_tokens // self.passage_tokens)) if self.passage_tokens else self.segments
+        passages = _passage_count(self.body_tokens, self.segments, self.passage_tokens).to(self.df)
         u = torch.log((1 + passages) / self.df[:n])
         return u @ self.hidden[:n], u @ self.weight[:n]
 
@@ -155,6 +170,19 @@ class RunningPool:
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)
         self.ids = [_IdStats(dim, device, passage_tokens) for _ in range(batch)] if token_idf else None
+
+    @classmethod
+    def for_config(cls, batch: int, config: LAMConfig, device: torch.device | str = "cpu") -> RunningPool:
+        """The pool a model with ``config`` uses: its gate, segment IDF and passages."""
+        return cls(
+            batch,
+            config.hidden_size,
+            config.redundancy_tau,
+            config.redundancy_power,
+            device,
+            config.token_idf,
+            config.idf_passage_tokens,
+        )
 
     @property
     def token_idf(self) -> bool:
@@ -223,17 +251,12 @@ def segment_idf_weights(
     body = torch.zeros_like(lengths[0])
     for s, (ids, n) in enumerate(zip(segment_ids, lengths)):
         if passage_tokens:
-            t = torch.arange(ids.shape[1], device=device).unsqueeze(0) - 1
-            passages.append(
-                (body.unsqueeze(1) + torch.minimum(t.clamp(min=0), (n - 3).clamp(min=0).unsqueeze(1))) // passage_tokens
-            )
+            t = torch.arange(ids.shape[1], device=device).unsqueeze(0)
+            passages.append(_passage_of(t, n.unsqueeze(1), body.unsqueeze(1), passage_tokens))
         else:
             passages.append(torch.full_like(ids, s))
         body = body + (n - 2).clamp(min=0)
-    n_passages = (
-        (body + passage_tokens - 1) // passage_tokens if passage_tokens else torch.full_like(body, len(segment_ids))
-    )
-    n_passages = n_passages.clamp(min=1)
+    n_passages = _passage_count(body, torch.full_like(body, len(segment_ids)), passage_tokens)
     width = int(max(int(p.max()) for p in passages)) + 1
     present = torch.zeros(body.shape[0], width * vocab, device=device)
     for ids, mask, p in zip(segment_ids, segment_masks, passages):
