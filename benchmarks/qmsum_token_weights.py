@@ -2,9 +2,10 @@
 
     python benchmarks/qmsum_token_weights.py                    # the bundled weights (~6 min here)
     python benchmarks/qmsum_token_weights.py --model runs/cloze-330-polish/model --name polish
+    python benchmarks/qmsum_token_weights.py --model ... --name polish --gate   # with the gate, as lam eval
 
 Each text runs through the model segment by segment with the memory carried (as ``encode``
-does, redundancy gate off, so the token weights alone are compared) and every token's state and
+does, redundancy gate off unless ``--gate``, so the token weights alone are compared) and every token's state and
 id is kept. One vector per text is then pooled five ways:
 
 * ``mean``             — the plain token mean
@@ -17,6 +18,10 @@ id is kept. One vector per text is then pooled five ways:
 * ``passage IDF, P``   — segment IDF with passages of P text tokens as the documents
   (``idf_passage_tokens``): P = 508 / 1016 are two / four full segments, P = 510 the teacher's
   512 positions less [CLS] and [SEP]
+* ``passage IDF + c``  — passages of P = 510 with df(v) + c·S, clipped at 0
+* ``sliding IDF, k``   — windows of 510 text tokens at a stride of 510 / k as the documents (a
+  token lies in up to k of them): finer than disjoint passages, and still one window, so the
+  plain mean, for any text the teacher sees whole
 
 Queries (no prompt) and STS-B dev pairs are pooled with the same scheme as the documents; they are
 one segment, so segment IDF gives them the plain mean, document SIF does not.
@@ -42,6 +47,7 @@ from lam import LAM
 from lam.evaluation.data_paths import require
 from lam.evaluation.datasets import load_qmsum
 from lam.evaluation.metrics import ndcg_at_k
+from lam.layers.pooling import redundancy_weight
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
 
@@ -66,9 +72,27 @@ def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.concatenate(states), np.concatenate(ids), np.concatenate(segment), np.concatenate(position)
 
 
+def sliding_df(inverse: np.ndarray, position: np.ndarray, k: int, passage: int = 510) -> tuple[np.ndarray, int]:
+    """(df per distinct id, W) over the W windows of ``passage`` tokens at a stride of passage / k."""
+    block = position // (passage // k)
+    W = max(1, int(block.max()) + 2 - k)
+    cover = np.zeros((int(inverse.max()) + 1, W), dtype=bool)
+    for d in range(k):  # a token in block b lies in windows b − k + 1 … b that exist
+        j = block - d
+        ok = (j >= 0) & (j < W)
+        cover[inverse[ok], j[ok]] = True
+    return cover.sum(1), W
+
+
 def weights(ids: np.ndarray, segment: np.ndarray, position: np.ndarray, scheme: str, a: float) -> np.ndarray:
     if scheme == "passage IDF":  # a = P text tokens per passage
         return weights(ids, position // int(a), position, "segment IDF", 0.0)
+    if scheme == "passage IDF + c":  # passages of 510 text tokens, a = c
+        return weights(ids, position // 510, position, "segment IDF", a)
+    if scheme == "sliding IDF":  # a = k windows per token
+        _, inverse = np.unique(ids, return_inverse=True)
+        df, W = sliding_df(inverse, position, int(a))
+        return np.log((1 + W) / df[inverse])
     if scheme == "mean":
         return np.ones(len(ids))
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
@@ -80,9 +104,18 @@ def weights(ids: np.ndarray, segment: np.ndarray, position: np.ndarray, scheme: 
     return np.maximum(np.log((1 + S) / (df[inverse] + a * S)), 0.0)  # + c·S can push u below 0
 
 
-def pool(item: tuple[np.ndarray, ...], scheme: str, a: float) -> np.ndarray:
+def segment_gate(h: np.ndarray, segment: np.ndarray, tau: float, power: float) -> np.ndarray:
+    """The redundancy gate's w_s of every token's segment (:func:`lam.layers.pooling.redundancy_weight`)."""
+    x = torch.from_numpy(np.stack([h[segment == s].sum(0) for s in range(int(segment.max()) + 1)])).double()
+    seen = torch.cumsum(x, dim=0) - x
+    return redundancy_weight(x, seen, tau, power).numpy()[segment]
+
+
+def pool(item: tuple[np.ndarray, ...], scheme: str, a: float, gate: tuple[float, float] | None = None) -> np.ndarray:
     h, ids, segment, position = item
     w = weights(ids, segment, position, scheme, a)
+    if gate is not None:
+        w = w * segment_gate(h, segment, *gate)
     v = (w[:, None] * h).sum(0)
     return v / np.linalg.norm(v)
 
@@ -91,8 +124,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--name", default="shipped")
+    parser.add_argument("--gate", action="store_true", help="apply the model's redundancy gate, as encode does")
     args = parser.parse_args()
     lam = LAM(args.model)
+    gate = (lam.model.config.redundancy_tau, lam.model.config.redundancy_power) if args.gate else None
     lam.model.config = dataclasses.replace(lam.model.config, redundancy_tau=0.0, token_idf=False)
     variants = {v: load_qmsum(v) for v in ("query", "answer")}
     doc_ids = list(variants["query"].corpus)
@@ -108,30 +143,33 @@ def main() -> None:
     grid = [("mean", 0.0)] + [("document SIF", a) for a in (1e-4, 3e-4, 1e-3, 1e-2)]
     grid += [("segment IDF", 0.0)] + [("segment IDF + c", c) for c in (0.05, 0.2)]
     grid += [("passage IDF", P) for P in (508, 510, 1016)]
+    grid += [("passage IDF + c", c) for c in (0.1, 0.2)] + [("sliding IDF", k) for k in (2, 3, 6)]
     rows = []
     for scheme, a in grid:
-        kind = "segment IDF" if scheme.startswith("segment") else scheme
-        letter = {"document SIF": "a", "passage IDF": "P"}.get(kind, "c")
-        d = np.stack([pool(x, kind, a) for x in docs])
+        kind = "segment IDF" if scheme == "segment IDF + c" else scheme
+        letter = {"document SIF": "a", "passage IDF": "P", "sliding IDF": "k"}.get(kind, "c")
+        d = np.stack([pool(x, kind, a, gate) for x in docs])
         row = {"pooling": scheme if a == 0 else f"{scheme}, {letter} = {a:g}"}
         for v, (qs, relevant) in queries.items():
-            q = np.stack([pool(x, kind, a) for x in qs])
+            q = np.stack([pool(x, kind, a, gate) for x in qs])
             row[v] = 100 * ndcg_at_k(q @ d.T, doc_ids, relevant, 10)
         cos = [float(pool(x, kind, a) @ pool(y, kind, a)) for x, y in pairs]
         row["stsb_dev"] = 100 * spearmanr(cos, gold).correlation
         rows.append(row)
         print(row, flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"model": args.model or "bundled", "name": args.name, "rows": rows, "log_base": math.e}
-    (OUT / f"qmsum-token-weights-{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    name = args.name + ("-gate" if gate else "")
+    record = {"model": args.model or "bundled", "name": args.name, "gate": gate, "rows": rows, "log_base": math.e}
+    (OUT / f"qmsum-token-weights-{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
-        f"QMSum val nDCG@10 and STS-B dev Spearman, {args.name} weights, redundancy gate off",
+        f"QMSum val nDCG@10 and STS-B dev Spearman, {args.name} weights, redundancy gate "
+        + (f"on (tau {gate[0]:g}, p {gate[1]:g})" if gate else "off"),
         "",
         "| pooling | QMSum query | QMSum answer | STS-B dev |",
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {r['pooling']} | {r['query']:.2f} | {r['answer']:.2f} | {r['stsb_dev']:.2f} |" for r in rows]
-    (OUT / f"qmsum-token-weights-{args.name}.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"qmsum-token-weights-{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
