@@ -5,8 +5,8 @@
     python benchmarks/qmsum_token_weights.py --model ... --name polish --gate   # with the gate, as lam eval
 
 Each text runs through the model segment by segment with the memory carried (as ``encode``
-does, redundancy gate off unless ``--gate``, so the token weights alone are compared) and every token's state and
-id is kept. One vector per text is then pooled five ways:
+does; redundancy gate off unless ``--gate``, so the token weights alone are compared) and every
+token's state and id is kept. One vector per text is then pooled these ways:
 
 * ``mean``             — the plain token mean
 * ``document SIF a``   — w(v) = a / (a + p(v)), p(v) the share of the text's own tokens that are v
@@ -50,6 +50,7 @@ from lam.evaluation.metrics import ndcg_at_k
 from lam.layers.pooling import redundancy_weight
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "distill"
+TEACHER_TEXT = 510  # the teacher's 512 positions less [CLS] and [SEP]
 
 
 @torch.inference_mode()
@@ -72,8 +73,11 @@ def token_states(lam: LAM, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.concatenate(states), np.concatenate(ids), np.concatenate(segment), np.concatenate(position)
 
 
-def sliding_df(inverse: np.ndarray, position: np.ndarray, k: int, passage: int = 510) -> tuple[np.ndarray, int]:
+def sliding_df(
+    inverse: np.ndarray, position: np.ndarray, k: int, passage: int = TEACHER_TEXT
+) -> tuple[np.ndarray, int]:
     """(df per distinct id, W) over the W windows of ``passage`` tokens at a stride of passage / k."""
+    assert passage % k == 0, "k must divide the window, or a text of one window would get two"
     block = position // (passage // k)
     W = max(1, int(block.max()) + 2 - k)
     cover = np.zeros((int(inverse.max()) + 1, W), dtype=bool)
@@ -87,8 +91,8 @@ def sliding_df(inverse: np.ndarray, position: np.ndarray, k: int, passage: int =
 def weights(ids: np.ndarray, segment: np.ndarray, position: np.ndarray, scheme: str, a: float) -> np.ndarray:
     if scheme == "passage IDF":  # a = P text tokens per passage
         return weights(ids, position // int(a), position, "segment IDF", 0.0)
-    if scheme == "passage IDF + c":  # passages of 510 text tokens, a = c
-        return weights(ids, position // 510, position, "segment IDF", a)
+    if scheme == "passage IDF + c":  # passages of TEACHER_TEXT text tokens, a = c
+        return weights(ids, position // TEACHER_TEXT, position, "segment IDF", a)
     if scheme == "sliding IDF":  # a = k windows per token
         _, inverse = np.unique(ids, return_inverse=True)
         df, W = sliding_df(inverse, position, int(a))
