@@ -166,15 +166,20 @@ def write_checksums(model_dir: Path) -> None:
     (model_dir / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
 
 
-def rename_model(model_dir: str | Path, name: str) -> Path:
-    """Give a model folder a new ``name`` (config.json and checksums only; weights untouched).
+def configure_model(model_dir: str | Path, **changes: object) -> Path:
+    """Change config fields of a model folder in place (config.json and checksums only; weights
+    untouched), e.g. ``configure_model(folder, idf_passage_tokens=510)``.
 
-    The folder is checked first, so a corrupt model is never re-checksummed into a valid one.
+    The folder is checked first, so a corrupt model is never re-checksummed into a valid one; an
+    unknown field is refused as :meth:`LAMConfig.from_dict` refuses it.
     """
     folder = Path(model_dir)
     config, _, _ = load_model_files(folder)
-    data = config.to_dict()
-    data["name"] = name
-    LAMConfig.from_dict(data).save(folder / CONFIG_FILE)
+    LAMConfig.from_dict({**config.to_dict(), **changes}).save(folder / CONFIG_FILE)
     write_checksums(folder)
     return folder
+
+
+def rename_model(model_dir: str | Path, name: str) -> Path:
+    """Give a model folder a new ``name`` (:func:`configure_model` of one field)."""
+    return configure_model(model_dir, name=name)

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lam import LAM, WeightsError
-from lam.persistence import DEFAULT_MODEL_DIR, rename_model
+from lam.persistence import DEFAULT_MODEL_DIR, configure_model, rename_model
 from tests.conftest import make_tiny_lam
 
 TEXTS = ["the cat sat on the mat", "a dog ran", "", "the slow memory of a long text " * 9]
@@ -133,6 +133,15 @@ def test_rename_keeps_weights_and_checksums(saved):
     assert again.config.name == "renamed"
     assert (saved / "model.safetensors").read_bytes() == weights
     np.testing.assert_array_equal(again.encode(TEXTS), before)
+
+
+def test_configure_changes_one_field_and_refuses_an_unknown_one(saved):
+    configure_model(saved, idf_passage_tokens=510)
+    assert LAM(saved).config.idf_passage_tokens == 510  # loads: the checksums were rewritten
+    config = (saved / "config.json").read_text()
+    with pytest.raises(ValueError, match="unknown LAMConfig fields"):
+        configure_model(saved, passage_size=510)
+    assert (saved / "config.json").read_text() == config
 
 
 def test_rename_refuses_a_corrupt_folder(saved):

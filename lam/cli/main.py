@@ -474,7 +474,7 @@ def eval_command(
     default="mean",
     show_default=True,
     type=click.Choice(["mean", "idf"]),
-    help="embed: the student's pool in the loss (idf: segment IDF, the pool LAM ships with)",
+    help="embed / cloze: the student's pool in the loss (idf: passage IDF of the model's config, as LAM ships)",
 )
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch.nn import functional as F
 
@@ -60,15 +58,13 @@ def attention_transfer_loss(
     return total, per_layer
 
 
-def _segment_sums(
-    student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]], weights: list[torch.Tensor] | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(Σ u·hidden ``[B, d]``, Σ u ``[B]``) of each segment, the memory carried across all; u is
-    the mask (a token count), or ``weights[s]`` per token where given."""
-    state = None
+def _segment_states(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Each segment's hidden states ``[B, T_s, d]``, the memory carried across all."""
+    state, states = None, []
     for i, (ids, mask) in enumerate(segments):
         hidden, state = student.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
-        yield masked_sum(hidden, mask if weights is None else weights[i])
+        states.append(hidden)
+    return states
 
 
 def pooled_segments(
@@ -83,27 +79,29 @@ def pooled_segments(
     The plain token mean: training leaves out the redundancy gate of
     :mod:`lam.layers.pooling`, which stays open on the natural training text anyway (held-out
     508-token windows: 1 − cos between the two segments ≥ 0.22 at the 5th percentile).
-    ``token_idf=True`` weights tokens by segment IDF instead, the pool LAM ships with
-    (``LAMConfig.token_idf``), so a loss on it trains the memory for the embedding users get.
+    ``token_idf=True`` weights tokens by passage IDF instead (``idf_passage_tokens``, 0:
+    segments), the pool LAM ships with (``LAMConfig.token_idf``), so a loss on it trains the
+    memory for the embedding users get.
 
-    With ``prefixes=True``, the list of running embeddings after each segment (the last one is
-    the document's): one pass serves losses on a prefix and on the whole text.
+    With ``prefixes=True``, the list of embeddings of the text's first 1, 2, … S segments (the
+    last one is the document's), each pooled as that prefix alone would be (under IDF, with the
+    prefix's own document frequencies): one pass serves losses on a prefix and on the whole text.
     """
-    if prefixes and token_idf:
-        raise ValueError("segment IDF depends on the whole text: no running prefixes with token_idf")
-    weights = None
-    if token_idf:
-        weights = segment_idf_weights([i for i, _ in segments], [m for _, m in segments], idf_passage_tokens)
-    total, count, running = 0.0, 0.0, []
-    for seg_total, seg_count in _segment_sums(student, segments, weights):
-        total, count = total + seg_total, count + seg_count
-        running.append(total / count.unsqueeze(-1))
-    return running if prefixes else running[-1]
+    states = _segment_states(student, segments)
+    ids, masks = [i for i, _ in segments], [m for _, m in segments]
+    embeddings = []
+    for n in range(1 if prefixes else len(segments), len(segments) + 1):
+        weights = segment_idf_weights(ids[:n], masks[:n], idf_passage_tokens) if token_idf else masks[:n]
+        sums = [masked_sum(hidden, u) for hidden, u in zip(states[:n], weights)]
+        total, count = sum(t for t, _ in sums), sum(c for _, c in sums)
+        embeddings.append(total / count.unsqueeze(-1))
+    return embeddings if prefixes else embeddings[-1]
 
 
 def segment_means(student: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """Each segment's own mean-pooled hidden state ``[B, d]``, the memory carried across all."""
-    return [total / count.unsqueeze(-1) for total, count in _segment_sums(student, segments)]
+    sums = [masked_sum(hidden, mask) for hidden, (_, mask) in zip(_segment_states(student, segments), segments)]
+    return [total / count.unsqueeze(-1) for total, count in sums]
 
 
 def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:

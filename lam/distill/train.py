@@ -50,6 +50,7 @@ STAGES = ("transfer", "embed", "chain", "long", "cloze")
 MULTI_SEGMENT_STAGES = ("chain", "long", "cloze")
 RECALL_STAGES = ("long", "cloze")  # a passage-recall loss over groups of documents
 POOLS = ("mean", "idf")
+POOL_STAGES = ("embed", "cloze")  # the stages whose loss can pool the student as LAM ships
 
 
 @dataclass
@@ -59,7 +60,7 @@ class DistillConfig:
     passage_tokens: int = 48  # "long": longest passage hidden in a document; "cloze": passage length
     group: int = 4  # "long": documents sharing one context; "cloze": documents from one book
     embed_weight: float = 1.0  # "long" / "cloze": weight of the 508-token fidelity loss on the same pass
-    pool: str = "mean"  # "embed": the student's pool in the loss, "mean" or "idf" (segment IDF, as shipped)
+    pool: str = "mean"  # "embed" / "cloze": the student's pool in the loss, "mean" or "idf" (as shipped)
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -180,8 +181,8 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         raise ValueError(f"{cfg.stage}: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     if cfg.pool not in POOLS:
         raise ValueError(f"unknown pool {cfg.pool!r}: one of {POOLS}")
-    if cfg.pool != "mean" and cfg.stage != "embed":
-        raise ValueError(f"pool {cfg.pool!r} is for the embed stage only, not {cfg.stage!r}")
+    if cfg.pool != "mean" and cfg.stage not in POOL_STAGES:
+        raise ValueError(f"pool {cfg.pool!r} is for the {' and '.join(POOL_STAGES)} stages only, not {cfg.stage!r}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -279,7 +280,15 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 docs = windows
                 hidden = [random_span(d, cfg.passage_tokens, rng, continuation) for d in docs]
                 target = _teacher_embedding(teacher, segmenter, hidden, cfg.device)
-            running = pooled_segments(student, _segments(docs, segmenter, cfg.device), prefixes=True)
+            # Under passage IDF with P ≥ 508 the 508-token prefix is one passage, so its fidelity
+            # loss is on the plain mean, the teacher's pool, and only the whole text is re-weighted.
+            running = pooled_segments(
+                student,
+                _segments(docs, segmenter, cfg.device),
+                prefixes=True,
+                token_idf=cfg.pool == "idf",
+                idf_passage_tokens=c.idf_passage_tokens,
+            )
             recall = passage_recall_loss(running[-1], target)
             prefix_len = 2 * c.segment_body_len
             fidelity = embedding_distillation_loss(

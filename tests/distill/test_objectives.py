@@ -1,6 +1,5 @@
 """Distillation objectives on a tiny random model: well-defined, memory-only, and learnable."""
 
-import pytest
 import torch
 
 from lam import LAMConfig
@@ -99,5 +98,8 @@ def test_idf_pooled_segments_train_the_pool_lam_ships():
     assert not torch.allclose(emb, pooled_segments(student, segs), atol=1e-4)
     emb.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in student.named_parameters() if ".memory." in n)
-    with pytest.raises(ValueError, match="prefixes"):
-        pooled_segments(student, segs, prefixes=True, token_idf=True)
+    # Running prefixes: each pooled with its own IDF, as that prefix alone would be encoded.
+    first, whole = pooled_segments(student, segs, prefixes=True, token_idf=True)
+    torch.testing.assert_close(whole, emb)
+    torch.testing.assert_close(first, pooled_segments(student, segs[:1], token_idf=True))
+    assert not torch.allclose(first, whole, atol=1e-4)

@@ -47,8 +47,29 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
         assert list(entries[0]["parts"]) == ["segment 1"]
 
 
-def test_idf_pool_is_for_the_embed_stage_only(tmp_path):
-    for stage, pool, match in (("cloze", "idf", "embed stage only"), ("embed", "max", "unknown pool")):
+def test_cloze_stage_trains_through_the_shipped_pool(tmp_path):
+    cfg = DistillConfig(
+        stage="cloze",
+        pool="idf",
+        steps=1,
+        batch_size=2,
+        group=2,
+        long_segments=3,
+        heldout_windows=2,
+        out=str(tmp_path),
+        target_cache=None,
+    )
+    out = train(cfg, progress=False)
+    entry = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert set(entry["parts"]) == {"recall", "fidelity"}
+    assert abs(entry["loss"] - entry["parts"]["recall"] - entry["parts"]["fidelity"]) < 1e-4
+    assert any(
+        float(layer.attention.memory.read_gate.detach().abs().max()) > 0 for layer in LAM(out / "model").model.layers
+    )
+
+
+def test_idf_pool_is_for_the_embed_and_cloze_stages_only(tmp_path):
+    for stage, pool, match in (("long", "idf", "embed and cloze stages only"), ("embed", "max", "unknown pool")):
         cfg = DistillConfig(stage=stage, pool=pool, steps=1, out=str(tmp_path), target_cache=None)
         with pytest.raises(ValueError, match=match):
             train(cfg, model_path=None, progress=False)
