@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 \
+.PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 cloze-idf \
 	weights weights-v1
 
 install:
@@ -111,6 +111,19 @@ train: train-v1
 		--out runs/polish-270 --name lam-polish-270
 	lam distill --model runs/cloze-210/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
 		--out runs/polish-hi-330 --name lam-polish-hi-330
+	$(MAKE) cloze-idf
+
+# Session 19's branch: v1-model's folder with passage IDF over the teacher's 510 text tokens, then the
+# cloze stage trained through that pool (--pool idf) on 10-segment texts, 60 + 60 steps; about 1 h here.
+cloze-idf: v1-model
+	rm -rf runs/cloze-330-polish-p510 && cp -r $(V1_MODEL) runs/cloze-330-polish-p510
+	$(PY) -c "from lam.persistence import configure_model; configure_model('runs/cloze-330-polish-p510', idf_passage_tokens=510)"
+	$(DISTILL) --model runs/cloze-330-polish-p510 --stage cloze --pool idf --steps 60 --batch-size 16 --group 4 \
+		--long-segments 10 --passage-tokens 64 --embed-weight 30 --lr 5e-4 --seed 8 --out runs/cloze-idf-390 \
+		--name lam-cloze-idf-390
+	$(DISTILL) --model runs/cloze-idf-390/model --stage cloze --pool idf --steps 60 --batch-size 16 --group 4 \
+		--long-segments 10 --passage-tokens 64 --embed-weight 40 --lr 5e-4 --seed 9 --out runs/cloze-idf-450 \
+		--name lam-cloze-idf-450
 
 # The bundled weights (lam-v0-teacher-init: the teacher, memory closed), rebuilt from the teacher package.
 weights: install-dev
