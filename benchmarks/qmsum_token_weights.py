@@ -3,6 +3,7 @@
     python benchmarks/qmsum_token_weights.py                    # the bundled weights (~6 min here)
     python benchmarks/qmsum_token_weights.py --model runs/cloze-330-polish/model --name polish
     python benchmarks/qmsum_token_weights.py --model ... --name polish --gate   # with the gate, as lam eval
+    ... --cache /tmp/polish-states.pkl    # keep the token states: a second run only re-pools
 
 Each text runs through the model segment by segment with the memory carried (as ``encode``
 does; redundancy gate off unless ``--gate``, so the token weights alone are compared) and every
@@ -22,6 +23,9 @@ token's state and id is kept. One vector per text is then pooled these ways:
 * ``sliding IDF, k``   — windows of 510 text tokens at a stride of 510 / k as the documents (a
   token lies in up to k of them): finer than disjoint passages, and still one window, so the
   plain mean, for any text the teacher sees whole
+* ``long-text IDF + c`` — the plain mean for a text of at most 510 text tokens, segment IDF (+ c)
+  beyond (``idf_min_text_tokens`` = 510 with P = 0): the teacher's pool wherever the teacher sees
+  the text whole, segment-fine weights where it cannot
 
 Queries (no prompt) and STS-B dev pairs are pooled with the same scheme as the documents; they are
 one segment, so segment IDF gives them the plain mean, document SIF does not.
@@ -37,6 +41,7 @@ import csv
 import dataclasses
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +94,10 @@ def sliding_df(
 
 
 def weights(ids: np.ndarray, segment: np.ndarray, position: np.ndarray, scheme: str, a: float) -> np.ndarray:
+    if scheme == "long-text IDF + c":  # a = c; a text of ≤ TEACHER_TEXT text tokens keeps the mean
+        if int(position.max()) < TEACHER_TEXT:
+            return np.ones(len(ids))
+        return weights(ids, segment, position, "segment IDF", a)
     if scheme == "passage IDF":  # a = P text tokens per passage
         return weights(ids, position // int(a), position, "segment IDF", 0.0)
     if scheme == "passage IDF + c":  # passages of TEACHER_TEXT text tokens, a = c
@@ -129,31 +138,43 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--name", default="shipped")
     parser.add_argument("--gate", action="store_true", help="apply the model's redundancy gate, as encode does")
+    parser.add_argument("--cache", type=Path, default=None, help="pickle of the token states (written, then reused)")
     args = parser.parse_args()
     lam = LAM(args.model)
     gate = (lam.model.config.redundancy_tau, lam.model.config.redundancy_power) if args.gate else None
     lam.model.config = dataclasses.replace(lam.model.config, redundancy_tau=0.0, token_idf=False)
     variants = {v: load_qmsum(v) for v in ("query", "answer")}
     doc_ids = list(variants["query"].corpus)
-    docs = [token_states(lam, variants["query"].corpus[d]) for d in doc_ids]
-    queries = {}
-    for v, data in variants.items():
-        qids = list(data.queries)
-        queries[v] = ([token_states(lam, data.queries[q]) for q in qids], [data.qrels[q] for q in qids])
     with open(require("stsb/dev.csv"), encoding="utf-8") as f:
         dev = list(csv.DictReader(f))
-    pairs = [(token_states(lam, r["sentence1"]), token_states(lam, r["sentence2"])) for r in dev]
     gold = np.array([float(r["score"]) for r in dev])
+    cached = pickle.loads(args.cache.read_bytes()) if args.cache and args.cache.exists() else None
+    if cached is not None and cached["weights_sha256"] != lam.weights_sha256:
+        raise SystemExit(f"{args.cache} holds another model's states")
+    if cached is None:
+        docs = [token_states(lam, variants["query"].corpus[d]) for d in doc_ids]
+        queries = {}
+        for v, data in variants.items():
+            qids = list(data.queries)
+            queries[v] = ([token_states(lam, data.queries[q]) for q in qids], [data.qrels[q] for q in qids])
+        pairs = [(token_states(lam, r["sentence1"]), token_states(lam, r["sentence2"])) for r in dev]
+        if args.cache:
+            state = {"weights_sha256": lam.weights_sha256, "docs": docs, "queries": queries, "pairs": pairs}
+            args.cache.write_bytes(pickle.dumps(state))
+    else:
+        docs, queries, pairs = cached["docs"], cached["queries"], cached["pairs"]
+    print(f"shortest meeting: {min(int(d[3].max()) + 1 for d in docs)} text tokens", flush=True)
     grid = [("mean", 0.0)] + [("document SIF", a) for a in (1e-4, 3e-4, 1e-3, 1e-2)]
     grid += [("segment IDF", 0.0)] + [("segment IDF + c", c) for c in (0.05, 0.2)]
     grid += [("passage IDF", P) for P in (508, 510, 1016)]
     grid += [("passage IDF + c", c) for c in (0.1, 0.2)] + [("sliding IDF", k) for k in (2, 3, 6)]
+    grid += [("long-text IDF + c", c) for c in (0.0, 0.05, 0.1, 0.15, 0.2)]
     rows = []
     for scheme, a in grid:
         kind = "segment IDF" if scheme == "segment IDF + c" else scheme
         letter = {"document SIF": "a", "passage IDF": "P", "sliding IDF": "k"}.get(kind, "c")
         d = np.stack([pool(x, kind, a, gate) for x in docs])
-        row = {"pooling": scheme if a == 0 else f"{scheme}, {letter} = {a:g}"}
+        row = {"pooling": scheme if a == 0 and "+ c" not in kind else f"{scheme}, {letter} = {a:g}"}
         for v, (qs, relevant) in queries.items():
             q = np.stack([pool(x, kind, a, gate) for x in qs])
             row[v] = 100 * ndcg_at_k(q @ d.T, doc_ids, relevant, 10)

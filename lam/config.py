@@ -45,6 +45,11 @@ class LAMConfig:
     # text tokens per passage for the IDF's df and S (0: each segment is a passage); 510, the teacher's 512
     # positions less [CLS]/[SEP], keeps the mean pool for any text the teacher sees whole
     idf_passage_tokens: int = 0
+    # texts of at most this many text tokens keep the plain (gated) mean, the IDF weighs longer ones only; 510
+    # with idf_passage_tokens 0 is the teacher's pool for what it sees whole and segment IDF beyond (session 20)
+    idf_min_text_tokens: int = 0
+    # c: an id's df counts as df + c·S and u is clipped at 0, so ids in nearly every passage drop out (0: off)
+    idf_df_offset: float = 0.0
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:
@@ -57,6 +62,10 @@ class LAMConfig:
             )
         if self.idf_passage_tokens < 0:
             raise ValueError(f"idf_passage_tokens must be >= 0, got {self.idf_passage_tokens}")
+        if self.idf_min_text_tokens < 0:
+            raise ValueError(f"idf_min_text_tokens must be >= 0, got {self.idf_min_text_tokens}")
+        if not 0.0 <= self.idf_df_offset < 1.0:
+            raise ValueError(f"idf_df_offset must be in [0, 1), got {self.idf_df_offset}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.redundancy_tau < 0 or self.redundancy_power <= 0:

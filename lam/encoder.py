@@ -56,6 +56,8 @@ class LAM:
     :param token_idf: override the pooling's segment IDF (False: the plain gated token mean,
         :mod:`lam.layers.pooling`; texts of one segment are the same either way).
     :param idf_passage_tokens: override the text tokens of one passage of segment IDF (0: a segment).
+    :param idf_min_text_tokens: override the length (text tokens) up to which a text keeps the plain mean.
+    :param idf_df_offset: override c of segment IDF's df + c·S (0: plain IDF).
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
@@ -77,6 +79,8 @@ class LAM:
         segment_len: int | None = None,
         token_idf: bool | None = None,
         idf_passage_tokens: int | None = None,
+        idf_min_text_tokens: int | None = None,
+        idf_df_offset: float | None = None,
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
         backend: str = "torch",
@@ -101,6 +105,10 @@ class LAM:
             overrides["token_idf"] = bool(token_idf)
         if idf_passage_tokens is not None:
             overrides["idf_passage_tokens"] = int(idf_passage_tokens)
+        if idf_min_text_tokens is not None:
+            overrides["idf_min_text_tokens"] = int(idf_min_text_tokens)
+        if idf_df_offset is not None:
+            overrides["idf_df_offset"] = float(idf_df_offset)
         config, state, tokenizer = load_model_files(model_dir, overrides)
         model = LAMModel(config)
         load_state_into(model, state, model_dir)

@@ -20,6 +20,9 @@ def test_json_round_trip(tmp_path):
         dict(redundancy_tau=-0.1),
         dict(redundancy_power=0.0),
         dict(idf_passage_tokens=-1),
+        dict(idf_min_text_tokens=-1),
+        dict(idf_df_offset=-0.1),
+        dict(idf_df_offset=1.0),
     ],
 )
 def test_invalid_configs_raise(kwargs):

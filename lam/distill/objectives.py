@@ -73,6 +73,8 @@ def pooled_segments(
     prefixes: bool = False,
     token_idf: bool = False,
     idf_passage_tokens: int = 0,
+    idf_min_text_tokens: int = 0,
+    idf_df_offset: float = 0.0,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Mean-pooled embedding of aligned segment batches (every row has every segment).
 
@@ -80,8 +82,9 @@ def pooled_segments(
     :mod:`lam.layers.pooling`, which stays open on the natural training text anyway (held-out
     508-token windows: 1 − cos between the two segments ≥ 0.22 at the 5th percentile).
     ``token_idf=True`` weights tokens by passage IDF instead (``idf_passage_tokens``, 0:
-    segments), the pool LAM ships with (``LAMConfig.token_idf``), so a loss on it trains the
-    memory for the embedding users get.
+    segments; texts of at most ``idf_min_text_tokens`` keep the mean; df offset ``idf_df_offset``),
+    the pool LAM ships with (``LAMConfig.token_idf``), so a loss on it trains the memory for the
+    embedding users get.
 
     With ``prefixes=True``, the list of embeddings of the text's first 1, 2, … S segments (the
     last one is the document's), each pooled as that prefix alone would be (under IDF, with the
@@ -91,7 +94,11 @@ def pooled_segments(
     ids, masks = [i for i, _ in segments], [m for _, m in segments]
     embeddings = []
     for n in range(1 if prefixes else len(segments), len(segments) + 1):
-        weights = segment_idf_weights(ids[:n], masks[:n], idf_passage_tokens) if token_idf else masks[:n]
+        weights = (
+            segment_idf_weights(ids[:n], masks[:n], idf_passage_tokens, idf_min_text_tokens, idf_df_offset)
+            if token_idf
+            else masks[:n]
+        )
         sums = [masked_sum(hidden, u) for hidden, u in zip(states[:n], weights)]
         total, count = sum(t for t, _ in sums), sum(c for _, c in sums)
         embeddings.append(total / count.unsqueeze(-1))

@@ -149,11 +149,18 @@ def fidelity_512(
     508-token texts; LAM pooled by the plain mean, or by segment IDF with ``token_idf``."""
     student.eval()
     cos = []
-    k = student.config.idf_passage_tokens
+    c = student.config
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
         t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
-        s_emb = pooled_segments(student, _segments(batch, segmenter, device), token_idf=token_idf, idf_passage_tokens=k)
+        s_emb = pooled_segments(
+            student,
+            _segments(batch, segmenter, device),
+            token_idf=token_idf,
+            idf_passage_tokens=c.idf_passage_tokens,
+            idf_min_text_tokens=c.idf_min_text_tokens,
+            idf_df_offset=c.idf_df_offset,
+        )
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
 
@@ -256,7 +263,12 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             target = _teacher_embedding(teacher, segmenter, windows, cfg.device, cache)
             segments = _segments(windows, segmenter, cfg.device)
             student_emb = pooled_segments(
-                student, segments, token_idf=cfg.pool == "idf", idf_passage_tokens=c.idf_passage_tokens
+                student,
+                segments,
+                token_idf=cfg.pool == "idf",
+                idf_passage_tokens=c.idf_passage_tokens,
+                idf_min_text_tokens=c.idf_min_text_tokens,
+                idf_df_offset=c.idf_df_offset,
             )
             loss = embedding_distillation_loss(student_emb, target)
             parts = {}
@@ -280,14 +292,16 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 docs = windows
                 hidden = [random_span(d, cfg.passage_tokens, rng, continuation) for d in docs]
                 target = _teacher_embedding(teacher, segmenter, hidden, cfg.device)
-            # Under passage IDF with P ≥ 508 the 508-token prefix is one passage, so its fidelity
-            # loss is on the plain mean, the teacher's pool, and only the whole text is re-weighted.
+            # Under passage IDF with P ≥ 508 (or idf_min_text_tokens ≥ 508) the 508-token prefix keeps
+            # the plain mean, so its fidelity loss is on the teacher's pool; only the whole text is re-weighted.
             running = pooled_segments(
                 student,
                 _segments(docs, segmenter, cfg.device),
                 prefixes=True,
                 token_idf=cfg.pool == "idf",
                 idf_passage_tokens=c.idf_passage_tokens,
+                idf_min_text_tokens=c.idf_min_text_tokens,
+                idf_df_offset=c.idf_df_offset,
             )
             recall = passage_recall_loss(running[-1], target)
             prefix_len = 2 * c.segment_body_len

@@ -30,6 +30,17 @@ teacher's mean pool for every text the teacher can see whole. Ids in every segme
 statistics and no parameter. A one-segment text has u = log 2 for every id: exactly the mean pool,
 so short-text embeddings do not change. Its state is bounded by the vocabulary, not the length:
 per document and distinct id, Σ w·h, Σ w and df.
+
+With ``df_offset`` = c > 0 (0: off) an id's df is counted as df(v) + c·S and u is clipped at 0,
+u(v) = max(0, log((1 + S) / (df(v) + c·S))): ids in nearly every passage (a meeting's speaker
+labels and fillers) drop out instead of keeping weight ≈ 1/S; a text whose every id drops out keeps
+the mean (u = 1), so no embedding is ever 0/0.
+
+With ``min_text_tokens`` = M > 0 (0: off) the IDF weighs only texts of more than M text tokens; a text of
+at most M keeps the (gated) mean, u = 1. M = 510 with P = 0 (session 20) is the teacher's pool for
+every text the teacher sees whole and segment-fine IDF beyond it, where passages of 510 would be
+coarser than the segments the memory reads. The rule is applied when the pool is read, so a stream
+that grows past M switches to the IDF at that point; the running sums are the same either way.
 """
 
 from __future__ import annotations
@@ -72,6 +83,12 @@ def _passage_of(t: torch.Tensor, n: torch.Tensor, body_before: torch.Tensor | in
     return (body_before + torch.minimum((t - 1).clamp(min=0), (n - 3).clamp(min=0))) // passage_tokens
 
 
+def _idf(passages: torch.Tensor, df: torch.Tensor, df_offset: float) -> torch.Tensor:
+    """u = max(0, log((1 + S) / (df + c·S))): S passages, df the passages holding each id, c = ``df_offset``."""
+    u = torch.log((1 + passages) / (df + df_offset * passages))
+    return u.clamp(min=0) if df_offset else u
+
+
 def _passage_count(body_tokens: torch.Tensor | int, segments: torch.Tensor | int, passage_tokens: int) -> torch.Tensor:
     """S of the IDF: ⌈n / P⌉ passages of a text of n text tokens (at least 1), or its segments if P = 0."""
     if not passage_tokens:
@@ -82,13 +99,22 @@ def _passage_count(body_tokens: torch.Tensor | int, segments: torch.Tensor | int
 class _IdStats:
     """One document's per-id running sums for segment IDF: Σ w·h, Σ w and df of each distinct id."""
 
-    def __init__(self, dim: int, device: torch.device | str, passage_tokens: int = 0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        device: torch.device | str,
+        passage_tokens: int = 0,
+        min_text_tokens: int = 0,
+        df_offset: float = 0.0,
+    ) -> None:
         self.slot: dict[int, int] = {}  # token id -> row of the tensors below
         self.hidden = torch.zeros(64, dim, device=device)
         self.weight = torch.zeros(64, device=device)
         self.df = torch.zeros(64, device=device)
         self.last = torch.full((64,), -1, dtype=torch.long, device=device)  # last passage counted per id
         self.passage_tokens = passage_tokens
+        self.min_text_tokens = min_text_tokens  # texts of at most this many text tokens: u = 1
+        self.df_offset = df_offset
         self.segments = 0
         self.body_tokens = 0  # text tokens so far ([CLS]/[SEP] excluded)
 
@@ -132,14 +158,20 @@ class _IdStats:
         n = len(self.slot)
         if n == 0:
             return self.hidden.new_zeros(self.hidden.shape[1]), self.weight.new_zeros(())
-        passages = _passage_count(self.body_tokens, self.segments, self.passage_tokens).to(self.df)
-        u = torch.log((1 + passages) / self.df[:n])
+        if self.min_text_tokens and self.body_tokens <= self.min_text_tokens:  # 0: IDF on every text
+            u = torch.ones_like(self.df[:n])
+        else:
+            passages = _passage_count(self.body_tokens, self.segments, self.passage_tokens).to(self.df)
+            u = _idf(passages, self.df[:n], self.df_offset)
+            if not bool((u * self.weight[:n]).sum() > 0):  # every id dropped out (c > 0): the mean
+                u = torch.ones_like(u)
         return u @ self.hidden[:n], u @ self.weight[:n]
 
     def clone(self) -> _IdStats:
         copy = _IdStats.__new__(_IdStats)
         copy.slot, copy.segments, copy.body_tokens = dict(self.slot), self.segments, self.body_tokens
-        copy.passage_tokens = self.passage_tokens
+        copy.passage_tokens, copy.min_text_tokens = self.passage_tokens, self.min_text_tokens
+        copy.df_offset = self.df_offset
         copy.hidden, copy.weight, copy.df = self.hidden.clone(), self.weight.clone(), self.df.clone()
         copy.last = self.last.clone()
         return copy
@@ -152,7 +184,8 @@ class RunningPool:
     the mean pool at any time. ``tau``/``power`` are the redundancy gate's (module docstring).
     With ``token_idf`` every :meth:`add` also needs the segment's token states, mask and ids,
     and the pool is the segment-IDF-weighted one (module docstring), with passages of
-    ``passage_tokens`` text tokens (0: one passage per segment).
+    ``passage_tokens`` text tokens (0: one passage per segment) and df offset ``idf_df_offset``, on
+    texts of more than ``idf_min_text_tokens`` text tokens.
     """
 
     def __init__(
@@ -164,12 +197,18 @@ class RunningPool:
         device: torch.device | str = "cpu",
         token_idf: bool = False,
         passage_tokens: int = 0,
+        idf_min_text_tokens: int = 0,
+        idf_df_offset: float = 0.0,
     ) -> None:
         self.tau, self.power = tau, power
         self.total = torch.zeros(batch, dim, device=device)
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)
-        self.ids = [_IdStats(dim, device, passage_tokens) for _ in range(batch)] if token_idf else None
+        self.ids = (
+            [_IdStats(dim, device, passage_tokens, idf_min_text_tokens, idf_df_offset) for _ in range(batch)]
+            if token_idf
+            else None
+        )
 
     @classmethod
     def for_config(cls, batch: int, config: LAMConfig, device: torch.device | str = "cpu") -> RunningPool:
@@ -182,6 +221,8 @@ class RunningPool:
             device,
             config.token_idf,
             config.idf_passage_tokens,
+            config.idf_min_text_tokens,
+            config.idf_df_offset,
         )
 
     @property
@@ -235,14 +276,18 @@ class RunningPool:
 
 
 def segment_idf_weights(
-    segment_ids: list[torch.Tensor], segment_masks: list[torch.Tensor], passage_tokens: int = 0
+    segment_ids: list[torch.Tensor],
+    segment_masks: list[torch.Tensor],
+    passage_tokens: int = 0,
+    min_text_tokens: int = 0,
+    df_offset: float = 0.0,
 ) -> list[torch.Tensor]:
     """u(v_t) of every token of B aligned documents (every row has all S segments), batched.
 
     ``segment_ids[s]`` / ``segment_masks[s]`` are ``[B, T_s]`` ([CLS] text [SEP], then padding);
     returns ``[B, T_s]`` weights, 0 on padding. The same u as :class:`RunningPool` with
-    ``token_idf`` and ``passage_tokens`` (module docstring), in a form that lets gradients through
-    the pooled sums, so training can use the shipped pool.
+    ``token_idf``, ``passage_tokens``, ``min_text_tokens`` and ``df_offset`` (module docstring), in a form that
+    lets gradients through the pooled sums, so training can use the shipped pool.
     """
     device = segment_ids[0].device
     vocab = max(int(ids.max()) for ids in segment_ids) + 1
@@ -262,10 +307,14 @@ def segment_idf_weights(
     for ids, mask, p in zip(segment_ids, segment_masks, passages):
         present.scatter_reduce_(1, p * vocab + ids, mask.to(present.dtype), reduce="amax")
     df = present.view(body.shape[0], width, vocab).sum(1)
-    return [
-        torch.log((1 + n_passages.unsqueeze(1)) / df.gather(1, ids).clamp(min=1)) * mask.to(df.dtype)
+    S = n_passages.unsqueeze(1).to(df.dtype)
+    u = [
+        _idf(S, df.gather(1, ids).clamp(min=1), df_offset) * mask.to(df.dtype)
         for ids, mask in zip(segment_ids, segment_masks)
     ]
+    dropped = sum(w.sum(1) for w in u) <= 0  # every id dropped out (c > 0): the mean
+    short = ((body <= min_text_tokens) & (min_text_tokens > 0)) | dropped  # texts that keep the mean: u = 1
+    return [torch.where(short.unsqueeze(1), mask.to(df.dtype), w) for w, mask in zip(u, segment_masks)]
 
 
 def _reference_gate(x: torch.Tensor, seen: torch.Tensor | None, tau: float, power: float) -> float:
@@ -295,10 +344,12 @@ def segment_idf_reference(
     tau: float,
     power: float,
     passage_tokens: int = 0,
+    min_text_tokens: int = 0,
+    df_offset: float = 0.0,
 ) -> torch.Tensor:
     """The segment-IDF pool of one document, token by token in plain Python: ``segment_states[s]``
     is ``[n_s, D]`` (unpadded), ``segment_ids[s]`` its ids, [CLS] first and [SEP] last (the twin of
-    ``RunningPool(token_idf=True, passage_tokens=...)``)."""
+    ``RunningPool(token_idf=True, passage_tokens=..., idf_min_text_tokens=..., idf_df_offset=...)``)."""
     passage_of: list[list[int]] = []  # the passage of every token
     body = 0
     for s, ids in enumerate(segment_ids):
@@ -314,12 +365,23 @@ def segment_idf_reference(
     for ids, passages in zip(segment_ids, passage_of):
         for v, p in zip(ids, passages):
             holders.setdefault(v, set()).add(p)
-    total, count, seen = 0.0, 0.0, None
-    for h, ids in zip(segment_states, segment_ids):
+
+    def idf(v: int) -> float:
+        if 0 < min_text_tokens and body <= min_text_tokens:
+            return 1.0
+        u = math.log((1 + S) / (len(holders[v]) + df_offset * S))
+        return max(0.0, u) if df_offset else u
+
+    gates, seen = [], None
+    for h in segment_states:
         x = h.sum(0)
-        w = _reference_gate(x, seen, tau, power)
-        for t, v in enumerate(ids):
-            u = math.log((1 + S) / len(holders[v]))
-            total, count = total + u * w * h[t], count + u * w
+        gates.append(_reference_gate(x, seen, tau, power))
         seen = x.clone() if seen is None else seen + x
+    u = {v: idf(v) for ids in segment_ids for v in ids}
+    if sum(u[v] * w for ids, w in zip(segment_ids, gates) for v in ids) <= 0:  # every id dropped out: the mean
+        u = dict.fromkeys(u, 1.0)
+    total, count = 0.0, 0.0
+    for h, ids, w in zip(segment_states, segment_ids, gates):
+        for t, v in enumerate(ids):
+            total, count = total + u[v] * w * h[t], count + u[v] * w
     return total / count

@@ -116,10 +116,22 @@ def _random_token_documents(seed: int = 0, dim: int = 8, vocab: int = 12):
     return docs
 
 
-@pytest.mark.parametrize("tau,passage", [(0.0, 0), (0.3, 0), (0.3, 5), (0.0, 14)])
-def test_segment_idf_pool_equals_the_token_by_token_reference(tau, passage):
+@pytest.mark.parametrize(
+    "tau,passage,min_tokens,offset",
+    [(0.0, 0, 0, 0.0), (0.3, 0, 0, 0.0), (0.3, 5, 0, 0.0), (0.0, 14, 0, 0.0), (0.3, 0, 12, 0.0), (0.3, 0, 12, 0.3)],
+)
+def test_segment_idf_pool_equals_the_token_by_token_reference(tau, passage, min_tokens, offset):
     docs = _random_token_documents()
-    pool = RunningPool(len(docs), 8, tau, 2.0, token_idf=True, passage_tokens=passage)
+    pool = RunningPool(
+        len(docs),
+        8,
+        tau,
+        2.0,
+        token_idf=True,
+        passage_tokens=passage,
+        idf_min_text_tokens=min_tokens,
+        idf_df_offset=offset,
+    )
     for step in range(max(len(s) for s, _ in docs)):
         rows = [i for i, (s, _) in enumerate(docs) if step < len(s)]
         T = max(docs[i][0][step].shape[0] for i in rows)
@@ -133,12 +145,17 @@ def test_segment_idf_pool_equals_the_token_by_token_reference(tau, passage):
             hidden[k, :n], mask[k, :n], ids[k, :n] = docs[i][0][step], True, torch.tensor(docs[i][1][step])
             hidden[k, n:] = 100.0
         pool.add(rows, (hidden * mask.unsqueeze(-1)).sum(1), mask.sum(1).float(), (hidden, mask, ids))
-    expected = torch.stack([segment_idf_reference(s, i, tau, 2.0, passage) for s, i in docs])
+    expected = torch.stack([segment_idf_reference(s, i, tau, 2.0, passage, min_tokens, offset) for s, i in docs])
     torch.testing.assert_close(pool.embeddings(), expected, rtol=1e-5, atol=1e-5)
     plain = torch.stack([pool_reference([h.sum(0) for h in s], [len(x) for x in i], tau, 2.0) for s, i in docs])
-    for d, (_, ids) in enumerate(docs):  # one passage: u = log 2 for every id, the (gated) mean pool
-        one_passage = len(ids) == 1 if passage == 0 else sum(len(x) - 2 for x in ids) <= passage
-        assert torch.allclose(expected[d], plain[d], atol=1e-6) == one_passage, d
+    kept_mean = []
+    for d, (_, ids) in enumerate(docs):  # one passage (u = log 2 for every id) or short: the (gated) mean
+        body = sum(len(x) - 2 for x in ids)
+        one_passage = len(ids) == 1 if passage == 0 else body <= passage
+        kept_mean.append((one_passage and not offset) or body <= min_tokens)
+        assert torch.allclose(expected[d], plain[d], atol=1e-6) == kept_mean[-1], d
+    if min_tokens:  # the case is built so that the threshold decides for one multi-segment document
+        assert any(m and len(docs[d][1]) > 1 for d, m in enumerate(kept_mean)) and not all(kept_mean)
     copy = pool.clone()
     copy.add(
         [2],
@@ -172,26 +189,32 @@ def test_segment_idf_weights_ids_by_how_few_segments_hold_them():
     torch.testing.assert_close(e, sum(w @ x for w, x in zip(u, h)) / sum(w.sum() for w in u))
 
 
-@pytest.mark.parametrize("passage", [0, 3, 100])
-def test_batched_segment_idf_weights_equal_the_reference_pool(passage):
+@pytest.mark.parametrize(
+    "passage,min_tokens,offset", [(0, 0, 0.0), (3, 0, 0.0), (100, 0, 0.0), (0, 3, 0.0), (0, 0, 0.4)]
+)
+def test_batched_segment_idf_weights_equal_the_reference_pool(passage, min_tokens, offset):
     """segment_idf_weights (training's differentiable form) gives the reference's pool, padding 0."""
     torch.manual_seed(0)
     ids = [torch.tensor([[5, 6, 7, 5], [3, 3, 4, 8]]), torch.tensor([[5, 9, 0, 0], [4, 8, 8, 2]])]
     masks = [torch.ones(2, 4, dtype=torch.bool), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)]
     states = [torch.randn(2, 4, 8) for _ in ids]
-    weights = segment_idf_weights(ids, masks, passage)
+    weights = segment_idf_weights(ids, masks, passage, min_tokens, offset)
     assert float(weights[1][0, 2:].abs().sum()) == 0.0  # padding weighs nothing
-    if passage == 0:
+    if passage == 0 and not min_tokens and not offset:
         assert weights[0][0, 0] == weights[0][0, 3] == pytest.approx(math.log(3 / 2))  # id 5: both segments
         assert weights[0][0, 1] == pytest.approx(math.log(3))  # id 6: one segment
     if passage == 100:  # one passage: log 2 for every token, the mean pool
         assert torch.allclose(weights[0], torch.full((2, 4), math.log(2)))
+    if min_tokens:  # row 0 has 2 + 0 text tokens (≤ 3: u = 1, the mean), row 1 has 2 + 2 (> 3: IDF)
+        assert all(torch.equal(w[0], m[0].float()) for w, m in zip(weights, masks))
+        assert weights[0][1, 0] == pytest.approx(math.log(3)) and weights[0][1, 2] == pytest.approx(math.log(3 / 2))
     total = sum((w.unsqueeze(-1) * h).sum(1) for w, h in zip(weights, states))
     pooled = total / sum(w.sum(1) for w in weights).unsqueeze(-1)
     for b in range(2):
         seg_states = [h[b][m[b]] for h, m in zip(states, masks)]
         seg_ids = [i[b][m[b]].tolist() for i, m in zip(ids, masks)]
-        torch.testing.assert_close(pooled[b], segment_idf_reference(seg_states, seg_ids, 0.0, 1.0, passage))
+        expected = segment_idf_reference(seg_states, seg_ids, 0.0, 1.0, passage, min_tokens, offset)
+        torch.testing.assert_close(pooled[b], expected)
 
 
 def test_token_idf_encode_equals_the_reference_and_streaming():
@@ -246,3 +269,49 @@ def test_passage_idf_encode_keeps_the_mean_up_to_one_passage_and_streams():
     np.testing.assert_allclose(emb, torch.nn.functional.normalize(expected, dim=-1).numpy(), atol=1e-5)
     np.testing.assert_allclose(lam.stream().feed(long[:40]).feed(long[40:]).embedding(), emb, atol=1e-5)
     assert not np.allclose(emb, plain.encode(long), atol=1e-3)
+
+
+def test_min_text_tokens_keeps_the_mean_up_to_m_tokens_then_segment_idf_in_encode_and_stream():
+    """idf_min_text_tokens = M (P = 0): a text of at most M text tokens pools as without IDF, though
+    it spans segments; a longer one is the segment-IDF reference, in encode and in a stream that
+    crosses M on the way."""
+    plain = make_tiny_lam(gates=0.5, token_idf=False)
+    short, long = "the cat sat on the mat . " * 2, "the cat sat on the mat . " * 12 + "a dog ran fast"
+    bodies = list(plain.segmenter.text_segments(short))
+    M = sum(len(b) for b in bodies)
+    lam = make_tiny_lam(gates=0.5, token_idf=True, idf_min_text_tokens=M)
+    segment_idf = make_tiny_lam(gates=0.5, token_idf=True)
+    assert len(bodies) == 2
+    np.testing.assert_allclose(lam.encode(short), plain.encode(short), atol=1e-6)
+    assert not np.allclose(segment_idf.encode(short), plain.encode(short), atol=1e-3)  # M is what keeps it
+    np.testing.assert_allclose(lam.encode(long), segment_idf.encode(long), atol=1e-6)
+    stream = lam.stream().feed(long[:40])
+    stream.feed(long[40:])
+    np.testing.assert_allclose(stream.embedding(), lam.encode(long), atol=1e-5)
+
+
+def test_df_offset_drops_ids_in_nearly_every_segment_and_never_divides_by_zero():
+    """c > 0: u = max(0, log((1 + S) / (df + c·S))); an id in every segment gets 0, not ≈ 1/S, and a
+    text whose every id drops out keeps the mean pool rather than 0/0."""
+    common, rare = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    S, c = 4, 0.5
+    states = [torch.stack([common, common]) for _ in range(S - 1)] + [torch.stack([common, rare])]
+    ids = [[1, 1] for _ in range(S - 1)] + [[1, 2]]
+    u_rare = math.log((1 + S) / (1 + c * S))
+    assert math.log((1 + S) / (S + c * S)) < 0  # so the common id is clipped to 0
+    torch.testing.assert_close(segment_idf_reference(states, ids, 0.0, 1.0, df_offset=c), rare)
+    assert u_rare > 0
+    same = [torch.randn(3, 2) for _ in range(S)]  # one id everywhere: every u is 0
+    e = segment_idf_reference(same, [[7, 7, 7]] * S, 0.0, 1.0, df_offset=c)
+    torch.testing.assert_close(e, torch.cat(same).mean(0))
+    pool = RunningPool(1, 2, 0.0, 1.0, token_idf=True, idf_df_offset=c)
+    for h in same:
+        pool.add(
+            [0],
+            h.sum(0, keepdim=True),
+            torch.tensor([3.0]),
+            (h[None], torch.ones(1, 3, dtype=torch.bool), torch.full((1, 3), 7)),
+        )
+    torch.testing.assert_close(pool.embeddings()[0], e)
+    weights = segment_idf_weights([torch.full((1, 3), 7)] * S, [torch.ones(1, 3, dtype=torch.bool)] * S, 0, 0, c)
+    assert all(torch.equal(w, torch.ones(1, 3)) for w in weights)
