@@ -3,7 +3,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 cloze-idf \
+.PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 cloze-idf long-model \
 	weights weights-v1
 
 install:
@@ -109,9 +109,24 @@ train: train-v1
 	$(PY) benchmarks/redundancy_gate.py --model runs/cloze-330/model --name cloze-330 --apply
 	lam distill --model runs/cloze-210/model --stage embed --steps 60 --batch-size 8 --lr 5e-4 --seed 5 \
 		--out runs/polish-270 --name lam-polish-270
-	lam distill --model runs/cloze-210/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
+	$(MAKE) long-model cloze-idf
+
+# Session 20's candidate: polish-hi-330 (120 embed steps at lr 1e-3 from cloze-210; 80 min from the
+# teacher on a 2-core AMD EPYC, sha256 a5ecac6c... there) in a folder whose pool keeps the gated mean
+# on texts of at most 510 text tokens (what the teacher sees whole) and is segment IDF with df + 0.2·S
+# beyond; c = 0.2 is the best mean of QMSum val query and answer nDCG@10 over c in {0, .05, .1, .15, .2}
+# (results/distill/qmsum-token-weights-polish-hi-330-gate.md), the rule fixed before the run.
+LONG_MODEL = runs/polish-hi-330-long
+
+runs/polish-hi-330/summary.json: $(CHAIN)
+	$(DISTILL) --model runs/cloze-210/model --stage embed --steps 120 --batch-size 8 --lr 1e-3 --seed 7 \
 		--out runs/polish-hi-330 --name lam-polish-hi-330
-	$(MAKE) cloze-idf
+
+long-model: install-dev
+	$(MAKE) runs/polish-hi-330/summary.json
+	rm -rf $(LONG_MODEL) && cp -r runs/polish-hi-330/model $(LONG_MODEL)
+	$(PY) -c "from lam.persistence import configure_model; configure_model('$(LONG_MODEL)', token_idf=True, \
+		idf_passage_tokens=0, idf_min_text_tokens=510, idf_df_offset=0.2, name='lam-polish-hi-330-long')"
 
 # Session 19's branch: v1-model's folder with passage IDF over the teacher's 510 text tokens, then the
 # cloze stage trained through that pool (--pool idf) on 10-segment texts, 60 + 60 steps; about 1 h here.
