@@ -72,19 +72,15 @@ def pooled_segments(
     segments: list[tuple[torch.Tensor, torch.Tensor]],
     prefixes: bool = False,
     token_idf: bool = False,
-    idf_passage_tokens: int = 0,
-    idf_min_text_tokens: int = 0,
-    idf_df_offset: float = 0.0,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Mean-pooled embedding of aligned segment batches (every row has every segment).
 
     The plain token mean: training leaves out the redundancy gate of
     :mod:`lam.layers.pooling`, which stays open on the natural training text anyway (held-out
     508-token windows: 1 − cos between the two segments ≥ 0.22 at the 5th percentile).
-    ``token_idf=True`` weights tokens by passage IDF instead (``idf_passage_tokens``, 0:
-    segments; texts of at most ``idf_min_text_tokens`` keep the mean; df offset ``idf_df_offset``),
-    the pool LAM ships with (``LAMConfig.token_idf``), so a loss on it trains the memory for the
-    embedding users get.
+    ``token_idf=True`` weights tokens by segment IDF instead, with the student config's
+    ``idf_passage_tokens``, ``idf_min_text_tokens`` and ``idf_df_offset``: the pool LAM ships with
+    (``LAMConfig.token_idf``), so a loss on it trains the memory for the embedding users get.
 
     With ``prefixes=True``, the list of embeddings of the text's first 1, 2, … S segments (the
     last one is the document's), each pooled as that prefix alone would be (under IDF, with the
@@ -92,10 +88,11 @@ def pooled_segments(
     """
     states = _segment_states(student, segments)
     ids, masks = [i for i, _ in segments], [m for _, m in segments]
+    c = student.config
     embeddings = []
     for n in range(1 if prefixes else len(segments), len(segments) + 1):
         weights = (
-            segment_idf_weights(ids[:n], masks[:n], idf_passage_tokens, idf_min_text_tokens, idf_df_offset)
+            segment_idf_weights(ids[:n], masks[:n], c.idf_passage_tokens, c.idf_min_text_tokens, c.idf_df_offset)
             if token_idf
             else masks[:n]
         )

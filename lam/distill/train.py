@@ -149,7 +149,6 @@ def fidelity_512(
     508-token texts; LAM pooled by the plain mean, or by segment IDF with ``token_idf``."""
     student.eval()
     cos = []
-    c = student.config
     for i in range(0, len(windows), 8):
         batch = windows[i : i + 8]
         t_emb = _teacher_embedding(teacher, segmenter, batch, device, cache)
@@ -157,9 +156,6 @@ def fidelity_512(
             student,
             _segments(batch, segmenter, device),
             token_idf=token_idf,
-            idf_passage_tokens=c.idf_passage_tokens,
-            idf_min_text_tokens=c.idf_min_text_tokens,
-            idf_df_offset=c.idf_df_offset,
         )
         cos += torch.nn.functional.cosine_similarity(s_emb, t_emb, dim=-1).tolist()
     return sum(cos) / len(cos)
@@ -266,9 +262,6 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 student,
                 segments,
                 token_idf=cfg.pool == "idf",
-                idf_passage_tokens=c.idf_passage_tokens,
-                idf_min_text_tokens=c.idf_min_text_tokens,
-                idf_df_offset=c.idf_df_offset,
             )
             loss = embedding_distillation_loss(student_emb, target)
             parts = {}
@@ -299,9 +292,6 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
                 _segments(docs, segmenter, cfg.device),
                 prefixes=True,
                 token_idf=cfg.pool == "idf",
-                idf_passage_tokens=c.idf_passage_tokens,
-                idf_min_text_tokens=c.idf_min_text_tokens,
-                idf_df_offset=c.idf_df_offset,
             )
             recall = passage_recall_loss(running[-1], target)
             prefix_len = 2 * c.segment_body_len
