@@ -4,7 +4,7 @@ PY ?= python3
 PIP = $(PY) -m pip install --quiet
 
 .PHONY: install install-dev demo test lint bench eval train train-chain v1-model train-v1 accept-v1 cloze-idf long-model \
-	weights weights-v1
+	accept-long weights weights-v1
 
 install:
 	$(PIP) torch==2.13.0
@@ -128,6 +128,18 @@ long-model: install-dev
 	$(PY) -c "from lam.persistence import configure_model; configure_model('$(LONG_MODEL)', token_idf=True, \
 		idf_passage_tokens=0, idf_min_text_tokens=510, idf_df_offset=0.2, name='lam-polish-hi-330-long')"
 
+# The candidate's two acceptances, each in parts keyed on the weights' sha256 and pool, so either resumes
+# where an earlier session stopped on the same machine type (lam.evaluation.parts): issue 4's figures
+# against the baselines (lam.evaluation.model_acceptance, results/distill/acceptance-<sha8>/; about 2 h
+# here, the baselines' parts reused by every model) and issue 5's through the search engine with the fusion
+# weights chosen for it on dev (results/retrieval/fusion-dev-polish-hi-330-long.md; 2-3 h). Needs
+# $(LONG_MODEL).
+LONG_FUSION = 0.75,0.5,1,1
+
+accept-long:
+	$(PY) -m lam.evaluation.model_acceptance --model $(LONG_MODEL)
+	$(PY) -m lam.evaluation.acceptance --model $(LONG_MODEL) --fusion-weights $(LONG_FUSION)
+
 # Session 19's branch: v1-model's folder with passage IDF over the teacher's 510 text tokens, then the
 # cloze stage trained through that pool (--pool idf) on 10-segment texts, 60 + 60 steps; about 1 h here.
 cloze-idf: v1-model
@@ -144,11 +156,12 @@ cloze-idf: v1-model
 weights: install-dev
 	$(PY) -m lam.teacher lam/weights/default
 
-# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, sessions 12-13): v1-model's folder, once
-# issue 5's acceptance holds for exactly these weights, named lam-v1, as the bundled weights; then
-# FusionWeights' defaults become V1_FUSION.
-weights-v1: v1-model
-	$(PY) -m lam.evaluation.acceptance --model $(V1_MODEL) --fusion-weights $(V1_FUSION) --check
+# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, session 21): the long model's folder, once
+# both of accept-long's acceptances hold for exactly these weights and this pool, named lam-v1, as the
+# bundled weights; then FusionWeights' defaults become LONG_FUSION.
+weights-v1: long-model
+	$(PY) -m lam.evaluation.model_acceptance --model $(LONG_MODEL) --check
+	$(PY) -m lam.evaluation.acceptance --model $(LONG_MODEL) --fusion-weights $(LONG_FUSION) --check
 	rm -rf lam/weights/default
-	cp -r $(V1_MODEL) lam/weights/default
+	cp -r $(LONG_MODEL) lam/weights/default
 	$(PY) -c "from lam.persistence import rename_model; rename_model('lam/weights/default', 'lam-v1')"

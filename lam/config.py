@@ -8,6 +8,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+# the config fields of the pooling (lam/layers/pooling.py): the same weights pool differently under each
+POOL_FIELDS = (
+    "redundancy_tau",
+    "redundancy_power",
+    "token_idf",
+    "idf_passage_tokens",
+    "idf_min_text_tokens",
+    "idf_df_offset",
+)
+
 
 @dataclass
 class LAMConfig:
@@ -77,6 +87,10 @@ class LAMConfig:
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+    def pool_settings(self) -> dict[str, Any]:
+        """The fields that decide how token states become one vector (records key on them with the weights)."""
+        return {name: getattr(self, name) for name in POOL_FIELDS}
 
     @property
     def head_dim(self) -> int:

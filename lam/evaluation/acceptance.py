@@ -4,9 +4,10 @@ The search engine with a read memory takes 2–3 h here for all of it (passkey a
 LongEmbed's 8 lengths, QMSum), more than is left of a session after training the model. So each
 part writes its own record under ``<out>/acceptance-<sha256[:8]>/``, named after the weights it
 measured, and a part is skipped only when its record measured the same weights (sha256 of
-``model.safetensors``) with the same fusion weights. Training is bit-for-bit deterministic on one
-machine type but not across them (AMX or not changes the kernels), so parts measured on another
-rebuild are never mixed in.
+``model.safetensors``), pooled the same way, with the same fusion weights (:mod:`lam.evaluation.parts`).
+Training is bit-for-bit deterministic on one machine type but not across them (AMX or not changes
+the kernels), so parts measured on another rebuild are never mixed in. The model's own figures
+(issue 4's floors) have their parts in :mod:`lam.evaluation.model_acceptance`.
 
     python -m lam.evaluation.acceptance --model runs/cloze-330-polish/model --fusion-weights 0.75,0.25,1,0.5
 
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
+from lam.evaluation.parts import load_parts, missing_parts, model_key, parts_to_run, same_model
 from lam.evaluation.synthetic import LENGTHS
 from lam.retrieval.tuning import BM25_MARGIN
 
@@ -33,30 +36,10 @@ def part_folder(out: str | Path, weights_sha256: str) -> Path:
     return Path(out) / f"acceptance-{weights_sha256[:8]}"
 
 
-def measured_same(record: dict, weights_sha256: str, fusion: dict[str, float]) -> bool:
-    """Whether a part's record measured these weights with these fusion weights."""
+def measured_same(record: dict, weights_sha256: str, pool: dict, fusion: dict[str, float]) -> bool:
+    """Whether a part's record measured these weights, pooled this way, with these fusion weights."""
     info = record.get("encoders", {}).get("lam-search", {})
-    return info.get("weights_sha256") == weights_sha256 and all(info.get(k) == v for k, v in fusion.items())
-
-
-def missing_parts(folder: Path, weights_sha256: str, fusion: dict[str, float]) -> list[str]:
-    missing = []
-    for part in PARTS:
-        path = folder / f"{part}.json"
-        if not (path.exists() and measured_same(json.loads(path.read_text()), weights_sha256, fusion)):
-            missing.append(part)
-    return missing
-
-
-def parts_to_run(missing: list[str], only: list[str] | None, limit: int) -> list[str]:
-    """The missing parts this run measures: those named in ``only`` (all when None), at most ``limit``.
-
-    ``--only`` lets several processes split the parts, e.g. one thread each on a 2-core machine.
-    """
-    unknown = sorted(set(only or ()) - set(PARTS))
-    if unknown:
-        raise ValueError(f"unknown parts {unknown}; the parts are {list(PARTS)}")
-    return [part for part in missing if only is None or part in only][:limit]
+    return same_model(info, weights_sha256, pool) and all(info.get(k) == v for k, v in fusion.items())
 
 
 def summarise(records: dict[str, dict]) -> dict:
@@ -107,14 +90,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from lam.evaluation.report import write_report
     from lam.evaluation.runner import run_evaluation
-    from lam.persistence import WEIGHTS_FILE, resolve_model_dir, sha256_file
     from lam.retrieval import DEFAULT_WEIGHTS, FusionWeights
 
     weights = FusionWeights.parse(args.fusion_weights) if args.fusion_weights else DEFAULT_WEIGHTS
-    sha = sha256_file(resolve_model_dir(args.model) / WEIGHTS_FILE)  # = LAM(args.model).weights_sha256
+    sha, pool = model_key(args.model)  # sha = LAM(args.model).weights_sha256
     folder = part_folder(args.out, sha)
-    todo = missing_parts(folder, sha, weights.as_dict())
-    for part in [] if args.check else parts_to_run(todo, args.only, args.parts):
+    matches = partial(measured_same, weights_sha256=sha, pool=pool, fusion=weights.as_dict())
+    todo = missing_parts(folder, PARTS, matches)
+    for part in [] if args.check else parts_to_run(todo, args.only, args.parts, PARTS):
         suites = ("qmsum",) if part == "qmsum" else ("longembed",)
         lengths = LENGTHS if part == "qmsum" else tuple(int(x) for x in part.split("-"))
         record = run_evaluation(
@@ -126,12 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         write_report(record, folder, part)
         print(f"{part}: {record['run']['seconds']:.0f} s", flush=True)
-    left = missing_parts(folder, sha, weights.as_dict())
+    left = missing_parts(folder, PARTS, matches)
     if left:
         print(f"weights {sha[:12]}…: parts left: {left}")
         raise SystemExit(1 if args.check else 0)
-    records = {part: json.loads((folder / f"{part}.json").read_text()) for part in PARTS}
-    summary = summarise(records)
+    summary = summarise(load_parts(folder, PARTS))
     (folder / "summary.json").write_text(json.dumps({"weights_sha256": sha, **summary}, indent=2) + "\n")
     (folder / "summary.md").write_text(summary_markdown(summary, sha))
     print(summary_markdown(summary, sha))

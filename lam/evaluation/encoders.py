@@ -80,6 +80,7 @@ class LAMEncoder(DenseEncoder):
             "segment_len": self.model.config.segment_len,
             "quantize": quantize,
             "weights_sha256": self.model.weights_sha256,
+            "pool": self.model.config.pool_settings(),
         }
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
@@ -193,6 +194,7 @@ class LAMSearch(Retriever):
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
             "weights_sha256": self.model.weights_sha256,
+            "pool": self.model.config.pool_settings(),
             **self.weights.as_dict(),
         }
         self._corpus_key = None

@@ -1,10 +1,13 @@
 import json
+from functools import partial
 
 import pytest
 
-from lam.evaluation.acceptance import LONGEMBED_PARTS, PARTS, missing_parts, parts_to_run, summarise
+from lam.evaluation.acceptance import LONGEMBED_PARTS, PARTS, measured_same, summarise
+from lam.evaluation.parts import missing_parts, parts_to_run
 
 FUSION = {"passage": 0.75, "document": 0.25, "lexical": 1.0, "document_lexical": 0.5}
+POOL = {"token_idf": True, "idf_df_offset": 0.2}
 
 
 def _record(part: str, sha: str, engine: float, bm25: float, fusion=FUSION) -> dict:
@@ -16,19 +19,24 @@ def _record(part: str, sha: str, engine: float, bm25: float, fusion=FUSION) -> d
 
     return {
         "run": {"seconds": 10.0},
-        "encoders": {"lam-search": {"weights_sha256": sha, **fusion}, "bm25": {}},
+        "encoders": {"lam-search": {"weights_sha256": sha, "pool": POOL, **fusion}, "bm25": {}},
         "results": {"lam-search": results(engine), "bm25": results(bm25)},
     }
 
 
-def test_a_part_counts_only_for_the_same_weights_and_fusion(tmp_path):
+def test_a_part_counts_only_for_the_same_weights_pool_and_fusion(tmp_path):
     for part in PARTS:
         (tmp_path / f"{part}.json").write_text(json.dumps(_record(part, "aaa", 100, 90)))
-    assert missing_parts(tmp_path, "aaa", FUSION) == []
-    assert missing_parts(tmp_path, "bbb", FUSION) == list(PARTS)  # another rebuild: nothing reused
-    assert missing_parts(tmp_path, "aaa", {**FUSION, "document": 0.0}) == list(PARTS)
+
+    def missing(sha="aaa", pool=POOL, fusion=FUSION):
+        return missing_parts(tmp_path, PARTS, partial(measured_same, weights_sha256=sha, pool=pool, fusion=fusion))
+
+    assert missing() == []
+    assert missing(sha="bbb") == list(PARTS)  # another rebuild: nothing reused
+    assert missing(fusion={**FUSION, "document": 0.0}) == list(PARTS)
+    assert missing(pool={**POOL, "idf_df_offset": 0.0}) == list(PARTS)  # same weights, other pool
     (tmp_path / "4096.json").unlink()
-    assert missing_parts(tmp_path, "aaa", FUSION) == ["4096"]
+    assert missing() == ["4096"]
 
 
 def test_summary_checks_every_floor():
@@ -47,8 +55,8 @@ def test_summary_checks_every_floor():
 
 def test_only_and_limit_choose_among_the_missing_parts():
     missing = ["4096", "32768", "qmsum"]
-    assert parts_to_run(missing, None, len(PARTS)) == missing
-    assert parts_to_run(missing, ["32768", "256-512-1024-2048"], len(PARTS)) == ["32768"]  # measured: skipped
-    assert parts_to_run(missing, None, 1) == ["4096"]
+    assert parts_to_run(missing, None, len(PARTS), PARTS) == missing
+    assert parts_to_run(missing, ["32768", "256-512-1024-2048"], len(PARTS), PARTS) == ["32768"]  # measured: skipped
+    assert parts_to_run(missing, None, 1, PARTS) == ["4096"]
     with pytest.raises(ValueError, match="unknown parts"):
-        parts_to_run(missing, ["65536"], 1)
+        parts_to_run(missing, ["65536"], 1, PARTS)

@@ -97,6 +97,7 @@ def test_lam_eval_fusion_weights_reach_the_search_engine(tmp_path):
     info = json.loads((tmp_path / "w.json").read_text())["encoders"]["lam-search"]
     assert (info["passage"], info["document"], info["lexical"], info["document_lexical"]) == (1, 0, 0.5, 0)
     assert info["weights_sha256"] == LAM().weights_sha256  # the record names the weights it measured
+    assert info["pool"] == LAM().config.pool_settings()  # and how they pool (acceptance parts key on both)
     bad = CliRunner().invoke(cli, [*args, "--fusion-weights", "1,0,0.5"])
     assert bad.exit_code == 2 and "--fusion-weights" in bad.output
 
