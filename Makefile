@@ -152,11 +152,12 @@ cloze-idf: v1-model
 		--long-segments 10 --passage-tokens 64 --embed-weight 40 --lr 5e-4 --seed 9 --out runs/cloze-idf-450 \
 		--name lam-cloze-idf-450
 
-# The bundled weights (lam-v0-teacher-init: the teacher, memory closed), rebuilt from the teacher package.
+# The teacher-initialised weights (lam-v0-teacher-init: the teacher, memory closed; bundled until session 21),
+# rebuilt from the teacher package over the bundled folder.
 weights: install-dev
 	$(PY) -m lam.teacher lam/weights/default
 
-# The ship step for lam-v1 (not yet taken: MODEL_CARD.md, session 21): the long model's folder, once
+# The ship step for lam-v1 (taken in session 21, MODEL_CARD.md): the long model's folder, once
 # both of accept-long's acceptances hold for exactly these weights and this pool, named lam-v1, as the
 # bundled weights; then FusionWeights' defaults become LONG_FUSION.
 weights-v1: long-model
