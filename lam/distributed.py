@@ -1,4 +1,4 @@
-"""Corpus-scale embedding on Ray Data (``pip install 'lam[ray]'``): ``embed_corpus``.
+"""Corpus-scale embedding on Ray Data (``pip install 'ray[data]'``, the [ray] extra): ``embed_corpus``.
 
 Ray Data reads the corpus (Parquet, JSON Lines, or a folder of text files), hands batches of
 documents to a pool of actors that each hold one :class:`~lam.LAM`, and writes Parquet rows
@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from lam.retrieval.index import Index
 
-INSTALL_HINT = "lam.distributed needs Ray Data: pip install 'lam[ray]'"
+INSTALL_HINT = "lam.distributed needs Ray Data: pip install 'ray[data]' (the [ray] extra)"
 
 
 def _ray():
@@ -234,15 +234,15 @@ def import_corpus(output: str | Path, index: Index, batch_size: int = 256) -> in
     if not info.get("passages"):
         raise ValueError(f"{output} was written without passages=True: there is nothing to search")
     sha = info.get("weights_sha256")
-    if sha is not None and sha != index.model.weights_sha256:
-        raise ValueError(f"{output} was embedded by model {sha[:12]}, the index uses {index.model.weights_sha256}")
+    if sha is not None and sha != index.encoder.weights_sha256:
+        raise ValueError(f"{output} was embedded by model {sha[:12]}, the index uses {index.encoder.weights_sha256}")
     return index.import_documents(_imported(iter_corpus_rows(output), index), batch_size=batch_size)
 
 
 def _imported(rows: Iterator[dict[str, Any]], index: Index):
     from lam.retrieval.passages import Passage
 
-    dim = index.model.get_sentence_embedding_dimension()
+    dim = index.encoder.get_sentence_embedding_dimension()
     for row in rows:
         vectors = np.frombuffer(row["passage_vectors"], dtype=np.float16).reshape(-1, dim).astype(np.float32)
         text = row["text"]

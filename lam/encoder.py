@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from lam.embedding_precision import PRECISIONS, quantize_embeddings
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
+from lam.runner import DocumentStream, check_output_dim, pooled_sums, to_embeddings
 from lam.tokenization import TextSegmenter, check_unicode
 
 if TYPE_CHECKING:
@@ -51,13 +52,6 @@ class LAM:
         local model folder, or a Hugging Face hub id (needs ``huggingface_hub`` and a network).
     :param device: "cpu" (default), "cuda", … .
     :param max_tokens: optional cap on text tokens per input (None: unlimited, the default).
-    :param memory: override the weights' config: False runs the windowed teacher only.
-    :param segment_len: override W, the tokens per segment (≤ 512).
-    :param token_idf: override the pooling's segment IDF (False: the plain gated token mean,
-        :mod:`lam.layers.pooling`; texts of one segment are the same either way).
-    :param idf_passage_tokens: override the text tokens of one passage of segment IDF (0: a segment).
-    :param idf_min_text_tokens: override the length (text tokens) up to which a text keeps the plain mean.
-    :param idf_df_offset: override c of segment IDF's df + c·S (0: plain IDF).
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
@@ -75,12 +69,6 @@ class LAM:
         device: str | torch.device | None = None,
         *,
         max_tokens: int | None = None,
-        memory: bool | None = None,
-        segment_len: int | None = None,
-        token_idf: bool | None = None,
-        idf_passage_tokens: int | None = None,
-        idf_min_text_tokens: int | None = None,
-        idf_df_offset: float | None = None,
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
         backend: str = "torch",
@@ -96,20 +84,7 @@ class LAM:
             local_files_only=local_files_only,
             token=token,
         )
-        overrides: dict[str, Any] = {}
-        if memory is not None:
-            overrides["memory"] = bool(memory)
-        if segment_len is not None:
-            overrides["segment_len"] = int(segment_len)
-        if token_idf is not None:
-            overrides["token_idf"] = bool(token_idf)
-        if idf_passage_tokens is not None:
-            overrides["idf_passage_tokens"] = int(idf_passage_tokens)
-        if idf_min_text_tokens is not None:
-            overrides["idf_min_text_tokens"] = int(idf_min_text_tokens)
-        if idf_df_offset is not None:
-            overrides["idf_df_offset"] = float(idf_df_offset)
-        config, state, tokenizer = load_model_files(model_dir, overrides)
+        config, state, tokenizer = load_model_files(model_dir)
         model = LAMModel(config)
         load_state_into(model, state, model_dir)
         self.model_dir: Path | None = model_dir  # where the weights came from (None: built in memory)
@@ -181,12 +156,12 @@ class LAM:
         return cls(model_name_or_path, **kwargs)
 
     @classmethod
-    def from_teacher(cls, device: str | torch.device | None = None, **config_kwargs: Any) -> LAM:
-        """A LAM built now from the packaged teacher (needs the ``teacher`` extra)."""
-        from lam.config import LAMConfig
+    def from_teacher(cls, device: str | torch.device | None = None) -> LAM:
+        """The teacher as a LAM with a closed memory, built now from the packaged teacher (needs the
+        ``teacher`` extra): the windowed teacher, pooled as every LAM is."""
         from lam.teacher import build_from_teacher
 
-        model, tokenizer = build_from_teacher(LAMConfig(**config_kwargs))
+        model, tokenizer = build_from_teacher()
         return cls.from_model(model, tokenizer, device=device, source="teacher:all-MiniLM-L6-v2")
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -250,10 +225,7 @@ class LAM:
         if output_dim is not None and truncate_dim is not None and output_dim != truncate_dim:
             raise ValueError(f"output_dim={output_dim} and truncate_dim={truncate_dim} disagree")
         dim = output_dim if output_dim is not None else truncate_dim
-        full = self.get_sentence_embedding_dimension()
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= full):
-            raise ValueError(f"output_dim must be an int in [1, {full}], got {dim!r}")
-        return dim
+        return check_output_dim(dim, self.get_sentence_embedding_dimension())
 
     def _document_iterator(self, text: str, body: list[int] | None, max_tokens: int | None) -> Iterator[list[int]]:
         if body is not None:
@@ -268,7 +240,6 @@ class LAM:
         prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-        output_value: Literal["sentence_embedding"] = "sentence_embedding",
         precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
@@ -294,8 +265,6 @@ class LAM:
         texts, single = _check_texts(sentences)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if output_value != "sentence_embedding":
-            raise ValueError("only output_value='sentence_embedding' is supported")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         dim = self._output_dim(output_dim, truncate_dim)
@@ -324,12 +293,7 @@ class LAM:
             else:
                 docs = [self._document_iterator(t, b, max_tokens) for t, b in zip(batch, bodies)]
                 sums, counts = self._pooled(docs, bar)
-            emb = sums / counts.clamp(min=1).unsqueeze(-1)
-            if dim is not None:
-                emb = emb[:, :dim]
-            if normalize_embeddings:
-                emb = F.normalize(emb, dim=-1)
-            embeddings[idx] = emb.float().cpu()
+            embeddings[idx] = to_embeddings(sums, counts, dim, normalize_embeddings).float().cpu()
             bar.update(len(batch))
         bar.close()
         self._stats["texts"] += len(texts)
@@ -376,8 +340,6 @@ class LAM:
             start = end
 
     def _pooled(self, docs: list[Iterator[list[int]]], bar) -> tuple[torch.Tensor, torch.Tensor]:
-        from lam.documents import pooled_sums
-
         def on_segment(n_tokens: int) -> None:
             self._stats["tokens"] += n_tokens
             self._stats["segments"] += 1
@@ -412,11 +374,10 @@ class LAM:
                 kwargs["prompt_name"] = name
         return self.encode(sentences, **kwargs)
 
-    def stream(self, max_tokens: int | None = None):
-        """A :class:`~lam.streaming.LAMStream`: feed text piece by piece, read the embedding."""
-        from lam.streaming import LAMStream
-
-        return LAMStream(self, max_tokens=max_tokens if max_tokens is not None else self.max_tokens)
+    def stream(self, max_tokens: int | None = None) -> DocumentStream:
+        """A :class:`~lam.runner.DocumentStream`: feed text piece by piece, read the embedding."""
+        max_tokens = self._check_max_tokens(max_tokens) if max_tokens is not None else self.max_tokens
+        return DocumentStream(self.model, self.segmenter, max_tokens)
 
     def encode_file(self, path: str | Path, encoding: str = "utf-8", **kwargs: Any) -> np.ndarray:
         """Embed one file of any size, streamed from disk in blocks (constant memory)."""

@@ -6,7 +6,7 @@ glibc serves the small blocks from the holes the tensors leave, so the next step
 longer fit there and the heap grows: measured on this machine, indexing one document grew the
 process by about 2.5 KB per token (300 MB at 120K tokens) while the live data stayed bounded.
 Running the encoder on its own thread (its own malloc arena, see
-:func:`lam.documents.pooled_sums_in_thread`) slows this down; trimming every few segments
+:func:`lam.runner.pooled_sums_in_thread`) slows this down; trimming every few segments
 bounds it (``benchmarks/bench_retrieval.py`` measures peak RSS growth up to 1M tokens).
 ``malloc_trim`` exists only in glibc; elsewhere :func:`release_free_memory` does nothing.
 

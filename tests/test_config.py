@@ -4,7 +4,7 @@ from lam import LAMConfig
 
 
 def test_json_round_trip(tmp_path):
-    config = LAMConfig(segment_len=128, fast_retention=0.25, name="x")
+    config = LAMConfig(segment_len=128, pooling="mean", name="x")
     config.save(tmp_path / "c.json")
     assert LAMConfig.load(tmp_path / "c.json") == config
 
@@ -15,14 +15,7 @@ def test_json_round_trip(tmp_path):
         dict(segment_len=2),
         dict(segment_len=1000),
         dict(num_heads=5),
-        dict(fast_retention=1.0),
-        dict(chunk_size=0),
-        dict(redundancy_tau=-0.1),
-        dict(redundancy_power=0.0),
-        dict(idf_passage_tokens=-1),
-        dict(idf_min_text_tokens=-1),
-        dict(idf_df_offset=-0.1),
-        dict(idf_df_offset=1.0),
+        dict(pooling="max"),
     ],
 )
 def test_invalid_configs_raise(kwargs):
@@ -38,9 +31,10 @@ def test_unknown_fields_and_bad_json_raise(tmp_path):
         LAMConfig.load(tmp_path / "bad.json")
 
 
-def test_initial_rates_give_the_configured_retention():
-    import math
+def test_the_shipped_config_is_the_default_but_for_its_name():
+    """``LAM()``, ``LAM.from_teacher()`` and a saved-and-loaded model pool the same way: the
+    bundled config.json holds the defaults."""
+    from lam.persistence import CONFIG_FILE, DEFAULT_MODEL_DIR
 
-    c = LAMConfig()
-    assert math.exp(-c.initial_log_rate(c.fast_retention) * c.segment_len) == pytest.approx(0.3)
-    assert math.exp(-c.initial_log_rate(c.slow_retention) * c.segment_len) == pytest.approx(0.85)
+    shipped = LAMConfig.load(DEFAULT_MODEL_DIR / CONFIG_FILE)
+    assert {**shipped.to_dict(), "name": "lam"} == LAMConfig().to_dict()

@@ -6,9 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lam import LAM
 from lam.layers import pool_reference
-from tests.conftest import make_tiny_lam
+from tests.conftest import make_tiny_lam, shipped_with_segment_len
 
 SENTENCES = ["The cat sat on the mat.", "A dog ran fast.", "", "Memory is long and text is short."]
 
@@ -109,11 +108,11 @@ def test_long_text_is_not_truncated(memory_lam, long_text):
     np.testing.assert_allclose(capped, memory_lam.encode(long_text[:2000], max_tokens=100), atol=1e-5)
 
 
-def test_memory_reads_change_long_but_not_short_text(long_text):
-    on, off = LAM(segment_len=64), LAM(segment_len=64, memory=False)
-    from tests.conftest import open_gates
-
-    open_gates(on.model)
+def test_memory_reads_change_long_but_not_short_text(memory_lam, long_text):
+    on, off = memory_lam, shipped_with_segment_len(64)
+    with torch.no_grad():
+        for layer in off.model.layers:
+            layer.attention.memory.read_gate.zero_()
     assert float(on.encode("one short sentence.") @ off.encode("one short sentence.")) > 0.99999
     assert float(on.encode(long_text) @ off.encode(long_text)) < 0.999
 
@@ -168,22 +167,21 @@ def test_bad_device_is_a_clear_error(shipped_lam):
 
 
 def test_a_memory_nobody_reads_is_skipped_without_changing_outputs(long_text):
-    """Closed read gates: encode skips the writes; the reference writes every segment anyway
-    (plain gated mean: segment IDF has its own reference test in tests/layers/test_pooling.py)."""
-    lam = LAM(segment_len=64, token_idf=False)
+    """Closed read gates: encode skips the writes; the reference writes every segment anyway."""
+    lam = shipped_with_segment_len(64)
     with torch.no_grad():  # close every gate, whatever the shipped weights learned
         for layer in lam.model.layers:
             layer.attention.memory.read_gate.zero_()
     assert lam.config.memory and not lam.model.memory_is_read()
-    state, sums, counts = None, [], []
+    state, states, ids_list = None, [], []
     with torch.inference_mode():
         for body in lam.segmenter.text_segments(long_text):
             ids, mask = lam.segmenter.frame([body])
             hidden, state = lam.model.forward_segment(ids, mask, state, True)
-            sums.append(hidden[0][mask[0]].sum(0))
-            counts.append(int(mask.sum()))
+            states.append(hidden[0][mask[0]])
+            ids_list.append(ids[0][mask[0]].tolist())
     assert state is not None  # the reference really carried a memory
-    pooled = pool_reference(sums, counts, lam.config.redundancy_tau, lam.config.redundancy_power)
+    pooled = pool_reference(states, ids_list, lam.config.pooling)
     reference = torch.nn.functional.normalize(pooled, dim=-1).numpy()
     np.testing.assert_allclose(lam.encode(long_text), reference, atol=1e-5)
     lam.model.layers[0].attention.memory.read_gate.data[0] = 0.1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lam import LAM
-from tests.conftest import open_gates
+from tests.conftest import open_gates, shipped_with_segment_len
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -31,9 +31,9 @@ def test_short_texts_match_torch_and_the_export_is_cached(cache, shipped_lam):
 
 
 def test_mixed_lengths_with_an_open_memory_match_torch(cache, long_text):
-    torch_lam = LAM(segment_len=64)
+    torch_lam = shipped_with_segment_len(64)
     open_gates(torch_lam.model)  # long texts read the memory: they must stay on torch
-    onnx_lam = LAM(segment_len=64)
+    onnx_lam = shipped_with_segment_len(64)
     open_gates(onnx_lam.model)
     onnx_lam.set_backend("onnx")
     texts = ["a short sentence.", long_text, "another short one here.", long_text[:500], "x"]

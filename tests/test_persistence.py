@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lam import LAM, WeightsError
-from lam.persistence import DEFAULT_MODEL_DIR, configure_model, rename_model
+from lam.persistence import DEFAULT_MODEL_DIR, configure_model
 from tests.conftest import make_tiny_lam
 
 TEXTS = ["the cat sat on the mat", "a dog ran", "", "the slow memory of a long text " * 9]
@@ -107,12 +107,6 @@ def test_bad_paths_and_offline_hub(tmp_path, monkeypatch):
         LAM("some-org/some-model-that-is-not-cached", cache_folder=str(tmp_path / "hub"))
 
 
-def test_memory_off_loads_trained_weights(tmp_path):
-    lam = LAM(memory=False)
-    assert lam.config.memory is False
-    assert not any(".memory." in n for n, _ in lam.model.named_parameters())
-
-
 def test_default_folder_is_complete_and_checksummed(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(DEFAULT_MODEL_DIR, copy)
@@ -128,7 +122,7 @@ def test_default_folder_is_complete_and_checksummed(tmp_path):
 def test_rename_keeps_weights_and_checksums(saved):
     weights = (saved / "model.safetensors").read_bytes()
     before = LAM(saved).encode(TEXTS)
-    rename_model(saved, "renamed")
+    configure_model(saved, name="renamed")
     again = LAM(saved)  # loading re-verifies the rewritten checksums
     assert again.config.name == "renamed"
     assert (saved / "model.safetensors").read_bytes() == weights
@@ -136,8 +130,8 @@ def test_rename_keeps_weights_and_checksums(saved):
 
 
 def test_configure_changes_one_field_and_refuses_an_unknown_one(saved):
-    configure_model(saved, idf_passage_tokens=510)
-    assert LAM(saved).config.idf_passage_tokens == 510  # loads: the checksums were rewritten
+    configure_model(saved, pooling="mean")
+    assert LAM(saved).config.pooling == "mean"  # loads: the checksums were rewritten
     config = (saved / "config.json").read_text()
     with pytest.raises(ValueError, match="unknown LAMConfig fields"):
         configure_model(saved, passage_size=510)
@@ -150,5 +144,5 @@ def test_rename_refuses_a_corrupt_folder(saved):
     (saved / "model.safetensors").write_bytes(bytes(data))
     checksums = (saved / "checksums.sha256").read_text()
     with pytest.raises(WeightsError, match="corrupt"):
-        rename_model(saved, "renamed")
+        configure_model(saved, name="renamed")
     assert (saved / "checksums.sha256").read_text() == checksums

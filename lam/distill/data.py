@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Iterator
 
-from lam.evaluation.data_paths import require
+from lam.data_paths import require
 from lam.tokenization import TextSegmenter
 
 

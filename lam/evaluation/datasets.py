@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lam.evaluation.data_paths import require
+from lam.data_paths import require
 
 
 @dataclass

@@ -46,41 +46,43 @@ class DenseEncoder(Retriever):
 
 
 class LAMEncoder(DenseEncoder):
+    """LAM's single vector, or an ablation of it on the same weights: ``reads`` = "both" (the
+    model as shipped), "fast" / "slow" (the other state's read gates closed) or "none" (every
+    read gate closed: the windowed teacher, nothing carried across segments)."""
+
     def __init__(
         self,
         model_path: str | None = None,
-        memory: bool | None = None,
+        reads: str = "both",
         name: str | None = None,
         show_progress: bool = False,
-        read_only: str | None = None,
         quantize: str | None = None,
         device: str | None = None,
     ) -> None:
-        """``read_only="fast"`` / ``"slow"`` closes the other state's read gates (an ablation);
-        ``quantize="int8"`` quantises the Linears (:mod:`lam.quantization`)."""
         from lam import LAM
 
-        self.model = LAM(model_path, device=device, memory=memory, quantize=quantize)
-        if read_only is not None:
-            if not self.model.config.memory:
-                raise ValueError("read_only needs a model with memory")
-            closed = {"fast": "slow", "slow": "fast"}[read_only]
-            for layer in self.model.model.layers:
-                layer.attention.memory.close_read_gates(closed)
-        default = "lam" if memory is not False else "lam-memory-off"
+        if reads not in ("both", "fast", "slow", "none"):
+            raise ValueError(f"reads must be 'both', 'fast', 'slow' or 'none', got {reads!r}")
+        self.model = LAM(model_path, device=device, quantize=quantize)
+        closed = {"both": (), "fast": ("slow",), "slow": ("fast",), "none": ("fast", "slow")}[reads]
+        if closed and not self.model.config.memory:
+            raise ValueError("a memory ablation needs a model with memory")
+        for layer in self.model.model.layers:
+            for timescale in closed:
+                layer.attention.memory.close_read_gates(timescale)
+        default = {"both": "lam", "none": "lam-memory-off"}.get(reads, f"lam-{reads}-only")
         if quantize is not None:
             default = f"lam-{quantize}"
-        self.name = name or (f"lam-{read_only}-only" if read_only else default)
+        self.name = name or default
         self.show_progress = show_progress
         self.info = {
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
-            "memory": self.model.config.memory,
-            "reads": read_only or ("both" if self.model.config.memory else "none"),
+            "reads": reads if self.model.config.memory else "none",
             "segment_len": self.model.config.segment_len,
             "quantize": quantize,
             "weights_sha256": self.model.weights_sha256,
-            "pool": self.model.config.pool_settings(),
+            "pooling": self.model.config.pooling,
         }
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
@@ -194,7 +196,7 @@ class LAMSearch(Retriever):
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
             "weights_sha256": self.model.weights_sha256,
-            "pool": self.model.config.pool_settings(),
+            "pooling": self.model.config.pooling,
             **self.weights.as_dict(),
         }
         self._corpus_key = None

@@ -1,4 +1,4 @@
-"""LAM inside the ``mteb`` package (2.x, optional extra ``lam[mteb]``), fully offline.
+"""LAM inside the ``mteb`` package (2.x, the ``mteb`` extra), fully offline.
 
 * :class:`LAMMtebEncoder` — the dense encoder protocol: ``mteb.evaluate`` embeds queries and
   documents with LAM and scores retrieval by cosine similarity. It deliberately has no

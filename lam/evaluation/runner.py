@@ -45,9 +45,9 @@ def make_encoder(
     if name == "lam":
         return LAMEncoder(model_path, show_progress=progress, device=device)
     if name == "lam-memory-off":
-        return LAMEncoder(model_path, memory=False, show_progress=progress, device=device)
+        return LAMEncoder(model_path, reads="none", show_progress=progress, device=device)
     if name in ABLATIONS:
-        return LAMEncoder(model_path, read_only=name.split("-")[1], show_progress=progress, device=device)
+        return LAMEncoder(model_path, reads=name.split("-")[1], show_progress=progress, device=device)
     if name in QUANTIZED:
         return LAMEncoder(model_path, quantize=name.split("-")[1], show_progress=progress, device=device)
     if name == "teacher":

@@ -20,9 +20,12 @@ import json
 import random
 import re
 from functools import cache
+from pathlib import Path
 
-from lam.evaluation.data_paths import PACKAGE_DATA, require
+from lam.data_paths import require
 from lam.evaluation.datasets import RetrievalSplit
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"  # the needles, shipped with the package
 
 LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 EVAL_SEED = 20240417

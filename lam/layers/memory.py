@@ -10,7 +10,7 @@ Notation (per layer; h indexes the H heads, s ∈ {fast, slow})::
     read_t^h = λ_fast^h · S_fast^{h ᵀ} q̃_t^h + λ_slow^h · S_slow^{h ᵀ} q̃_t^h
 
 The two timescales are initialised so that one segment of W tokens keeps ≈ 0.3 (fast) and
-≈ 0.85 (slow) of the state (``LAMConfig.fast_retention`` / ``slow_retention``); the x-dependent
+≈ 0.85 (slow) of the state (``FAST_RETENTION`` / ``SLOW_RETENTION``); the x-dependent
 term lets each token forget faster or slower. The read gates λ start at exactly 0, so an
 untrained memory leaves the model equal to the windowed teacher. K^mem and Q^mem start as the
 identity; they exist so training can reshape the memory's geometry without touching the
@@ -28,6 +28,10 @@ from torch.nn import functional as F
 from lam.config import LAMConfig
 from lam.memory.delta_rule import chunked_delta_rule
 
+# Initialisation: the fraction of the state one segment keeps, exp(−r·W) = retention.
+FAST_RETENTION = 0.3
+SLOW_RETENTION = 0.85
+
 
 class AssociativeMemory(nn.Module):
     """Parameters and read/write of one layer's dual-timescale memory (2·H delta-rule heads)."""
@@ -35,16 +39,14 @@ class AssociativeMemory(nn.Module):
     def __init__(self, config: LAMConfig) -> None:
         super().__init__()
         H, D = config.num_heads, config.head_dim
-        self.num_heads, self.head_dim, self.chunk_size = H, D, config.chunk_size
+        self.num_heads, self.head_dim = H, D
         eye = torch.eye(D).expand(H, D, D).clone()
         self.query_map = nn.Parameter(eye.clone())  # Q^mem [H, D, D]
         self.key_map = nn.Parameter(eye.clone())  # K^mem [H, D, D]
         # Heads 0..H−1 are the fast state, H..2H−1 the slow one.
         self.beta_proj = nn.Linear(config.hidden_size, 2 * H)
         self.decay_proj = nn.Linear(config.hidden_size, 2 * H)
-        rates = [config.initial_log_rate(config.fast_retention)] * H + [
-            config.initial_log_rate(config.slow_retention)
-        ] * H
+        rates = [-math.log(r) / config.segment_len for r in [FAST_RETENTION] * H + [SLOW_RETENTION] * H]
         self.log_rate = nn.Parameter(torch.tensor(rates).log())  # a
         self.decay_bias = nn.Parameter(torch.full((2 * H,), math.log(math.e - 1)))  # softplus(b_g)=1
         self.read_gate = nn.Parameter(torch.zeros(2 * H))  # λ: closed until trained
@@ -91,5 +93,5 @@ class AssociativeMemory(nn.Module):
         k_mem = self._map(k, self.key_map)
         beta = torch.sigmoid(self.beta_proj(x))  # [B, T, 2H]: both states share k̃ and v
         g = -self.log_rate.exp() * F.softplus(self.decay_proj(x) + self.decay_bias)
-        _, new_state = chunked_delta_rule(None, k_mem, v, beta, g, state, mask=mask, chunk_size=self.chunk_size)
+        _, new_state = chunked_delta_rule(None, k_mem, v, beta, g, state, mask=mask)
         return new_state

@@ -24,7 +24,7 @@ Standardising keeps what reciprocal-rank fusion throws away: how far the best do
 out. A passage that alone holds a rare query term gets a BM25 score many deviations above the
 rest, and a weak dense signal cannot outvote that; when nothing stands out lexically, the dense
 scores decide. The weights were chosen on dev data only (QMSum val, synthetic passkey/needle
-with seeds other than the evaluation seed): ``python -m lam.retrieval.tuning`` reproduces the
+with seeds other than the evaluation seed): ``python scripts/tune_fusion.py`` reproduces the
 choice and writes ``results/retrieval/fusion-dev*.{json,md}``. For the teacher-initialised weights
 (memory closed) the best dev mean came from (passage 0.75, document 0, lexical 1, document_lexical
 0.25): the document vector added nothing once the best passage was in. With the trained memory of
@@ -43,7 +43,7 @@ class FusionWeights:
     """Weights of the standardised signals (see the module docstring).
 
     The defaults are the bundled weights' own (lam-v1): chosen on QMSum val and the dev passkey /
-    needle sets by :mod:`lam.retrieval.tuning` (results/retrieval/fusion-dev-polish-hi-330-long.md).
+    needle sets by ``scripts/tune_fusion.py`` (results/retrieval/fusion-dev-polish-hi-330-long.md).
     Passages are the memory's segment states, so other weights need their own.
     """
 

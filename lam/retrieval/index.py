@@ -8,7 +8,7 @@ Searching scores every document by its best passage, its document vector and BM2
 :mod:`lam.retrieval.fusion` describes, and names the passage where the answer is.
 
 Up to ``exact_limit`` documents every passage is scanned (exact). Above it, and when
-``usearch`` is installed (``pip install lam[ann]``), an HNSW index proposes candidate passages
+``usearch`` is installed (``pip install usearch``, the [ann] extra), an HNSW index proposes candidate passages
 and documents, which are then scored exactly like the rest.
 """
 
@@ -21,23 +21,38 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lam.documents import pooled_sums, pooled_sums_in_thread
+from lam.config import LAMConfig
 from lam.heap import release_free_memory
 from lam.retrieval.fusion import DEFAULT_WEIGHTS, SIGNALS, FusionWeights, fuse, standardise
 from lam.retrieval.lexical import document_bm25, fts_query, query_sentences, query_words
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
 from lam.retrieval.store import IndexStore
 from lam.retrieval.vectors import DenseView
-from lam.tokenization import check_unicode
+from lam.runner import pooled_sums, pooled_sums_in_thread, to_embeddings
+from lam.tokenization import TextSegmenter, check_unicode
 
-if TYPE_CHECKING:
-    from lam.encoder import LAM
+
+class Encoder(Protocol):
+    """What an index needs of its encoder (``lam.LAM`` is one): the model and segmenter to run
+    documents through segment by segment, the weights' identity, and query embeddings."""
+
+    model: Any  # a lam.model.LAMModel
+    segmenter: TextSegmenter
+    config: LAMConfig
+
+    @property
+    def weights_sha256(self) -> str | None: ...
+
+    def get_sentence_embedding_dimension(self) -> int: ...
+
+    def encode_query(self, sentences: list[str], **kwargs: Any) -> np.ndarray: ...
+
 
 BRIDGE_CHARS = 200  # lexical rows also hold about this much of the passage before
 TRIM_EVERY = 8  # segments between giving freed heap pages back (lam.heap)
@@ -69,9 +84,8 @@ def _locked(method):
 
 
 def _unit_means(sums: torch.Tensor, counts: torch.Tensor) -> np.ndarray:
-    """Σ hidden ``[N, D]`` and token counts ``[N]`` → unit-norm mean vectors (float32 numpy)."""
-    means = sums / counts.clamp(min=1).unsqueeze(-1)
-    return torch.nn.functional.normalize(means, dim=-1).float().cpu().numpy()
+    """Pooled sums ``[N, D]`` and weights ``[N]`` → unit-norm vectors (float32 numpy)."""
+    return to_embeddings(sums, counts).float().cpu().numpy()
 
 
 def _check_id(doc_id: Any) -> str:
@@ -103,7 +117,7 @@ def _bridge(previous: str) -> str:
     return tail[cut:] if cut >= 0 else tail
 
 
-def document_passages(model: LAM, text: str) -> tuple[np.ndarray, list[Passage]]:
+def document_passages(model: Encoder, text: str) -> tuple[np.ndarray, list[Passage]]:
     """One document's unit vector and its passages, each with its unit vector: what indexing
     the document computes, for a worker elsewhere to compute instead (``lam.distributed``);
     :meth:`Index.import_documents` stores the result."""
@@ -130,24 +144,22 @@ class Index:
     """Documents of any length, searchable by meaning and by words; stored in one SQLite file.
 
     >>> index = Index("meetings.lam", LAM())          # or LAM().open_index(path)
+
+    ``encoder`` is any :class:`Encoder`; an index keeps only vectors of its encoder's weights.
     >>> index.index("m1", open("meeting1.txt").read())
     >>> index.search("who decided on the budget?", top_k=3)[0].passage
     """
 
     def __init__(
         self,
-        path: str | Path = ":memory:",
-        model: LAM | None = None,
+        path: str | Path,
+        encoder: Encoder,
         *,
         weights: FusionWeights = DEFAULT_WEIGHTS,
         exact_limit: int = 10_000,
         batch_size: int = 16,
     ) -> None:
-        if model is None:
-            from lam.encoder import LAM
-
-            model = LAM()
-        self.model = model
+        self.encoder = model = encoder
         self.weights = weights
         self.batch_size = batch_size
         info = {"model": model.config.name, "dim": str(model.config.hidden_size)}
@@ -239,7 +251,7 @@ class Index:
         return added
 
     def _store_computed(self, batch: list[tuple[str, np.ndarray, list[Passage]]], bar) -> None:
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.encoder.get_sentence_embedding_dimension()
         keys, vectors, new_passages, replaced = [], [], [], False
         for doc_id, vector, passages in batch:
             _check_id(doc_id)
@@ -280,7 +292,7 @@ class Index:
     @torch.inference_mode()
     def _encode_batch(self, batch: list[tuple[str, Iterator[str], dict | None]], bar) -> None:
         """Run documents through the model together, writing passages as they come out."""
-        lam = self.model
+        lam = self.encoder
         keys, pending, previous = [], [], []
         n_chars, n_tokens, n_passages = [0] * len(batch), [0] * len(batch), [0] * len(batch)
         replaced = False
@@ -360,7 +372,7 @@ class Index:
         """Per query: (its embedding ``[D]``, its sentences' embeddings ``[S, D]``), one encode call."""
         parts = [query_sentences(q) for q in queries]
         flat = list(queries) + [s for p in parts for s in p]
-        vectors = self.model.encode_query(flat, show_progress_bar=False)
+        vectors = self.encoder.encode_query(flat, show_progress_bar=False)
         out, at = [], len(queries)
         for q, p in enumerate(parts):
             out.append((vectors[q], vectors[at : at + len(p)]))

@@ -1,4 +1,4 @@
-"""``lam serve``: an OpenAI-compatible embeddings server with a persistent index (``lam[server]``)."""
+"""``lam serve``: an OpenAI-compatible embeddings server with a persistent index (the ``server`` extra)."""
 
 from lam.server.app import ServerLimits, create_app
 

@@ -6,7 +6,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lam.cli.main import bench, cli, encode, index_command, search_command, serve
+from lam.cli.encode import encode
+from lam.cli.evaluate import bench
+from lam.cli.main import cli
+from lam.cli.search import index_command, search_command
+from lam.cli.serve import serve
 
 
 def test_bench_prints_figures(tmp_path):
@@ -46,7 +50,9 @@ def test_model_options_are_the_same_everywhere(command):
 
 
 def test_every_model_command_takes_model_and_device():
-    from lam.cli.main import distill, embed_corpus_command, eval_command, import_corpus_command
+    from lam.cli.corpus import embed_corpus_command, import_corpus_command
+    from lam.cli.evaluate import eval_command
+    from lam.cli.train import distill
 
     for command in (eval_command, distill, embed_corpus_command, import_corpus_command):
         assert {"model_path", "device"} <= {p.name for p in command.params}, command.name

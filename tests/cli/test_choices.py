@@ -1,7 +1,12 @@
 """The CLI spells its choices out (so `lam --help` imports neither torch nor the trainers);
 these tests keep them equal to the lists the code accepts."""
 
-from lam.cli.main import distill, eval_command
+import subprocess
+import sys
+
+from lam.cli.evaluate import eval_command
+from lam.cli.main import COMMANDS, cli, load_command
+from lam.cli.train import distill
 
 
 def _choices(command, name):
@@ -18,3 +23,14 @@ def test_eval_encoders_match_the_runner():
     from lam.evaluation.runner import ABLATIONS, ENCODERS, QUANTIZED
 
     assert set(_choices(eval_command, "encoders")) == set(ENCODERS + ABLATIONS + QUANTIZED)
+
+
+def test_help_lists_every_command_without_importing_torch():
+    code = "import sys; from lam.cli.main import cli; cli(['--help'], standalone_mode=False); "
+    code += "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+    for name in COMMANDS:
+        assert name in out
+        assert load_command(name).name == name  # the table names the right function
+    assert cli.get_command(None, "no-such-command") is None

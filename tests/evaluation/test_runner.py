@@ -141,10 +141,14 @@ def test_memory_ablation_encoders_read_one_state(tmp_path):
         for layer in encoder.model.model.layers:
             gates = layer.attention.memory.read_gate
             assert bool((gates[read] == 1).all()) and bool((gates[closed] == 0).all())
-    with pytest.raises(ValueError, match="memory"):
-        from lam.evaluation.encoders import LAMEncoder
+    off = make_encoder("lam-memory-off", str(tmp_path / "open"))
+    assert off.info["reads"] == "none" and not off.model.model.memory_is_read()
+    from lam.evaluation.encoders import LAMEncoder
+    from tests.conftest import make_tiny_lam
 
-        LAMEncoder(str(tmp_path / "open"), memory=False, read_only="fast")
+    make_tiny_lam(memory=False).save_pretrained(tmp_path / "no-memory")
+    with pytest.raises(ValueError, match="memory"):
+        LAMEncoder(str(tmp_path / "no-memory"), reads="fast")
 
 
 def test_fidelity_texts_fill_the_teachers_512_positions():

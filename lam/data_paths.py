@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DATA = Path(__file__).resolve().parent / "data"
-
 
 def shared_data_dir() -> Path:
     env = os.environ.get("LAM_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def require(relative: str) -> Path:

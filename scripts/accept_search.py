@@ -4,7 +4,7 @@ The search engine with a read memory takes 2–3 h here for all of it (passkey a
 LongEmbed's 8 lengths, QMSum), more than is left of a session after training the model. So each
 part writes its own record under ``<out>/acceptance-<sha256[:8]>/``, named after the weights it
 measured, and a part is skipped only when its record measured the same weights (sha256 of
-``model.safetensors``), pooled the same way, with the same fusion weights (:mod:`lam.evaluation.parts`).
+``model.safetensors``), pooled the same way, with the same fusion weights (scripts/parts.py).
 Training is bit-for-bit deterministic on one machine type but not across them (AMX or not changes
 the kernels), so parts measured on another rebuild are never mixed in. The model's own figures
 (issue 4's floors) have their parts in :mod:`lam.evaluation.model_acceptance`.
@@ -23,9 +23,10 @@ import json
 from functools import partial
 from pathlib import Path
 
-from lam.evaluation.parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+from parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+from tune_fusion import BM25_MARGIN
+
 from lam.evaluation.synthetic import LENGTHS
-from lam.retrieval.tuning import BM25_MARGIN
 
 LONGEMBED_PARTS = ("256-512-1024-2048", "4096", "8192", "16384", "32768")
 PARTS = (*LONGEMBED_PARTS, "qmsum")
@@ -36,7 +37,7 @@ def part_folder(out: str | Path, weights_sha256: str) -> Path:
     return Path(out) / f"acceptance-{weights_sha256[:8]}"
 
 
-def measured_same(record: dict, weights_sha256: str, pool: dict, fusion: dict[str, float]) -> bool:
+def measured_same(record: dict, weights_sha256: str, pool: str, fusion: dict[str, float]) -> bool:
     """Whether a part's record measured these weights, pooled this way, with these fusion weights."""
     info = record.get("encoders", {}).get("lam-search", {})
     return same_model(info, weights_sha256, pool) and all(info.get(k) == v for k, v in fusion.items())

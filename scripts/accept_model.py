@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from lam.evaluation.parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+from parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+
 from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS
 
 STSB_FLOOR, SICKR_FLOOR = 82.03, 77.1  # the teacher's own scores, as the issue writes them
@@ -68,7 +69,7 @@ BASELINE_PARTS: dict[str, Part] = {
 PARTS = (*MODEL_PARTS, *BASELINE_PARTS)
 
 
-def measured_model(record: dict, weights_sha256: str, pool: dict) -> bool:
+def measured_model(record: dict, weights_sha256: str, pool: str) -> bool:
     """A model part counts when each of its encoders measured these weights pooled this way."""
     infos = record.get("encoders", {})
     return bool(infos) and all(same_model(info, weights_sha256, pool) for info in infos.values())

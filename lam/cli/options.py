@@ -1,0 +1,67 @@
+"""Options and helpers shared by the commands: which model, how it runs, which index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+BIG_FILE = 4 << 20  # files above 4 MB are streamed from disk instead of read whole
+
+
+def model_options(f):
+    f = click.option("--model", "model_path", default=None, help="model folder or hub id (default: bundled)")(f)
+    f = click.option("--device", default=None, help="cpu (default), cuda, …")(f)
+    return f
+
+
+def runtime_options(f):
+    """--quantize and --backend: how the model runs (every command that embeds takes them)."""
+    f = click.option(
+        "--backend",
+        type=click.Choice(["torch", "onnx"]),
+        default="torch",
+        show_default=True,
+        help="onnx: one-segment texts (≤ 254 tokens) on ONNX Runtime, about 2x on CPU (needs the onnx extra)",
+    )(f)
+    f = click.option(
+        "--quantize",
+        type=click.Choice(["int8"]),
+        default=None,
+        help="int8: the attention's Linears on int8 kernels (CPU, faster; an index remembers which model built it)",
+    )(f)
+    return f
+
+
+def load_model(model_path: str | None, device: str | None, quantize: str | None, backend: str, **kwargs):
+    """``LAM(...)``, with LAM's own errors (bad weights, bad option mixes) as clean CLI errors."""
+    from lam import LAM, LAMError
+
+    try:
+        return LAM(model_path, device=device, quantize=quantize, backend=backend, **kwargs)
+    except (LAMError, ValueError, ImportError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+INDEX_OPTION = click.option(
+    "--index",
+    "index_path",
+    default="index.lam",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="the index file (SQLite)",
+)
+
+
+def open_index(
+    index_path: str, model_path: str | None, device: str | None, quantize: str | None, backend: str, must_exist: bool
+):
+    from lam import Index, LAMError
+
+    if must_exist and not Path(index_path).is_file():
+        raise click.ClickException(f"no index at {index_path} (build one with `lam index`)")
+    model = load_model(model_path, device, quantize, backend)
+    try:
+        return Index(index_path, model)
+    except LAMError as err:
+        raise click.ClickException(str(err)) from err

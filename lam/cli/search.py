@@ -1,0 +1,135 @@
+"""``lam index`` and ``lam search``: a persistent index of documents of any length."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from lam.cli.inputs import iter_sources
+from lam.cli.options import BIG_FILE, INDEX_OPTION, model_options, open_index, runtime_options
+
+
+@click.command(name="index")
+@click.argument("inputs", nargs=-1, required=True)
+@INDEX_OPTION
+@click.option("--lines", is_flag=True, help="one document per line (plain files and stdin)")
+@click.option("--jsonl/--no-jsonl", default=None, help="read JSON Lines (default: by .jsonl suffix)")
+@click.option("--text-field", default="text", show_default=True, help="JSON Lines field with the text")
+@click.option("--glob", "pattern", default="*.txt", show_default=True, help="files to take from folders")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="documents per commit")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
+@model_options
+@runtime_options
+def index_command(
+    inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device, quantize, backend
+):
+    """Add documents of any length to a persistent index (an id indexed again is replaced).
+
+    \b
+    lam index contracts/ --index contracts.lam      # every *.txt; id = the file path
+    lam index book.txt                              # big files are streamed from disk
+    lam index corpus.jsonl --text-field body        # {"id": ..., "body": ...} per line
+    """
+    from tqdm.auto import tqdm
+
+    index = open_index(index_path, model_path, device, quantize, backend, must_exist=False)
+    show = sys.stderr.isatty() if progress is None else progress
+    sources = list(iter_sources(inputs, lines, jsonl, text_field, pattern))
+    bar = tqdm(total=len(sources), unit="doc", disable=not show, desc="lam index", file=sys.stderr)
+    pending: list[tuple[str, str]] = []
+    skipped = 0
+
+    def flush() -> None:
+        if pending:
+            index.index_many(pending, batch_size=batch_size, show_progress_bar=False)
+            bar.update(len(pending))
+            pending.clear()
+
+    try:
+        for src in sources:
+            if src.path is not None and src.path.stat().st_size > BIG_FILE:
+                flush()
+                index.index_file(src.id, src.path)  # streamed: constant memory
+                bar.update(1)
+                continue
+            text = src.text
+            if src.path is not None:
+                try:
+                    text = src.path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as err:
+                    raise click.ClickException(f"{src.path} is not UTF-8 text ({err.reason})") from err
+            if not text.strip():
+                skipped += 1
+                continue
+            if any(doc_id == src.id for doc_id, _ in pending):
+                flush()  # the same id twice: the later text replaces the earlier, in order
+            pending.append((src.id, text))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+    except (UnicodeDecodeError, ValueError, TypeError) as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        bar.close()
+    stats = index.stats()
+    index.close()
+    note = f" ({skipped} empty skipped)" if skipped else ""
+    click.echo(
+        f"{index_path}: {stats['documents']} documents, {stats['passages']} passages, "
+        f"{stats['tokens']} tokens, {stats['bytes'] / 2**20:.1f} MiB{note}",
+        err=True,
+    )
+
+
+def _highlight(text: str, words: set[str], width: int | None) -> str:
+    """The passage with query words in bold; cut to ``width`` characters around the first match."""
+    import re
+
+    spans = [m.span() for m in re.finditer(r"\w+", text) if m.group().lower() in words]
+    if width is not None and len(text) > width:
+        centre = spans[0][0] if spans else 0
+        lo = max(0, min(centre - width // 3, len(text) - width))
+        text, spans = text[lo : lo + width], [(a - lo, b - lo) for a, b in spans if a >= lo and b <= lo + width]
+        text = ("…" if lo else "") + text + "…"
+        spans = [(a + (1 if lo else 0), b + (1 if lo else 0)) for a, b in spans]
+    out, last = [], 0
+    for a, b in spans:
+        out += [text[last:a], click.style(text[a:b], bold=True, fg="yellow")]
+        last = b
+    return "".join(out) + text[last:]
+
+
+@click.command(name="search")
+@click.argument("query")
+@INDEX_OPTION
+@click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per hit")
+@click.option("--full", is_flag=True, help="print whole passages (default: 400 characters around the match)")
+@model_options
+@runtime_options
+def search_command(query, index_path, top_k, as_json, full, model_path, device, quantize, backend):
+    """Rank indexed documents for a query; show where in each the answer is.
+
+    \b
+    lam search "who approved the budget?" --index meetings.lam -k 3
+    """
+    from lam.retrieval.lexical import query_words
+
+    if not query.strip():
+        raise click.BadParameter("the query is empty")
+    index = open_index(index_path, model_path, device, quantize, backend, must_exist=True)
+    hits = index.search(query, top_k=top_k)
+    index.close()
+    if as_json:
+        for h in hits:
+            record = {"doc_id": h.doc_id, "score": h.score, "start": h.start, "end": h.end, "passage": h.passage}
+            click.echo(json.dumps({**record, "scores": h.scores, "metadata": h.metadata}))
+        return
+    if not hits:
+        click.echo("no documents in the index", err=True)
+    words = set(query_words(query))
+    for rank, h in enumerate(hits, 1):
+        click.echo(click.style(f"{rank}. {h.doc_id}", bold=True) + f"  score {h.score:.3f}  chars {h.start}-{h.end}")
+        click.echo("   " + _highlight(" ".join(h.passage.split()), words, None if full else 400))

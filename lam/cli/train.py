@@ -1,0 +1,85 @@
+"""``lam distill``: train the memory against the full-attention teacher."""
+
+from __future__ import annotations
+
+import click
+
+from lam.cli.options import model_options
+
+
+@click.command()
+@click.option(
+    "--stage",
+    type=click.Choice(["embed", "cloze"]),
+    default="embed",
+    show_default=True,
+    help="embed: pooled embeddings of 508-token texts (two segments) match the full-attention teacher; "
+    "cloze: documents of --long-segments segments must retrieve a passage of their own text among the "
+    "batch's, --group documents per batch coming from different pages of one book, plus the embed loss on "
+    "their first 508 tokens",
+)
+@click.option(
+    "--long-segments", default=4, show_default=True, type=click.IntRange(min=2), help="cloze: segments per document"
+)
+@click.option("--group", default=4, show_default=True, type=click.IntRange(min=1), help="cloze: documents per book")
+@click.option(
+    "--passage-tokens", default=48, show_default=True, type=click.IntRange(min=1), help="cloze: passage length"
+)
+@click.option("--embed-weight", default=1.0, show_default=True, type=float, help="cloze: weight of the embed loss")
+@click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default="runs/distill", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", is_flag=True, help="continue from <out>/checkpoint.pt")
+@click.option("--name", default=None, help="name of the trained model (default: <start model>+<stage>)")
+@click.option(
+    "--target-cache",
+    default="runs/teacher-targets.sqlite",
+    show_default=True,
+    help="SQLite file of fp16 teacher targets, reused across runs; '' recomputes every target",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@model_options
+def distill(
+    stage,
+    long_segments,
+    group,
+    passage_tokens,
+    embed_weight,
+    steps,
+    batch_size,
+    lr,
+    seed,
+    out,
+    resume,
+    name,
+    target_cache,
+    progress,
+    model_path,
+    device,
+) -> None:
+    """Train LAM's memory against the full-attention teacher (needs the `dev` extras).
+
+    Writes <out>/model (a LAM model folder), log.jsonl, loss.png, summary.json (512-token
+    fidelity before/after) and checkpoint.pt (for --resume; never commit it).
+    """
+    from lam.distill.train import DistillConfig, train
+
+    cfg = DistillConfig(
+        stage=stage,
+        long_segments=long_segments,
+        group=group,
+        passage_tokens=passage_tokens,
+        embed_weight=embed_weight,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device or "cpu",
+        out=out,
+        target_cache=target_cache or None,
+        name=name,
+    )
+    path = train(cfg, model_path=model_path, resume=resume, progress=progress)
+    click.echo((path / "summary.json").read_text())

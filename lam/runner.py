@@ -1,0 +1,274 @@
+"""Documents through the model, segment by segment: the one loop, and the one place where pooled
+sums become vectors.
+
+Every segment runs through all layers before the next starts, so only the per-layer memory
+states and the running pool travel from one segment to the next: peak memory is fixed by the
+segment length W, whatever the length of the text. Three forms of the loop, one step:
+
+* :func:`pooled_sums`: a batch of documents (``encode``, the index); step s runs the s-th segment
+  of every document that still has one, as one padded batch (documents whose text has ended drop
+  out). :func:`pooled_sums_in_thread` runs it on a worker thread for the index.
+* :class:`DocumentStream`: one text fed in pieces (``LAM.stream()``), the same segments as
+  ``encode`` cuts, so the same embedding.
+* :func:`segment_states`: aligned batches with gradients (training).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from lam.layers import RunningPool, masked_sum
+from lam.model import LAMModel, MemoryState
+from lam.tokenization import IncrementalTokenizer, TextSegmenter, check_unicode
+
+_END = object()
+
+
+def to_embeddings(
+    sums: torch.Tensor, weights: torch.Tensor, dim: int | None = None, normalize: bool = True
+) -> torch.Tensor:
+    """Pooled sums ``[N, D]`` and their weights ``[N]`` → embeddings ``[N, dim]``.
+
+    ``dim`` keeps the first dimensions (Matryoshka truncation, before normalising).
+    """
+    emb = sums / weights.clamp(min=1e-12).unsqueeze(-1)
+    if dim is not None:
+        emb = emb[..., :dim]
+    return F.normalize(emb, dim=-1) if normalize else emb
+
+
+def check_output_dim(dim: int | None, full: int, name: str = "output_dim") -> int | None:
+    """``dim`` if it is None or an int in [1, full], else a ValueError naming ``name``."""
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= full):
+        raise ValueError(f"{name} must be an int in [1, {full}], got {dim!r}")
+    return dim
+
+
+def _step(
+    model: LAMModel, ids: torch.Tensor, mask: torch.Tensor, state: MemoryState | None, write: bool
+) -> tuple[torch.Tensor, torch.Tensor, MemoryState | None]:
+    """One segment batch through every layer: (Σ hidden ``[B, D]``, token counts ``[B]``, hidden, new state)."""
+    hidden, new_state = model.forward_segment(ids, mask, state, write)
+    total, count = masked_sum(hidden, mask)
+    return total, count, hidden, new_state
+
+
+def pooled_sums(
+    model: LAMModel,
+    segmenter: TextSegmenter,
+    documents: list[Iterator[list[int]]],
+    max_batch_tokens: int = 32768,
+    on_segment: Callable[[int], None] | None = None,
+    on_step: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled sums and weights of each document (:func:`to_embeddings` makes the vectors);
+    ``documents`` yield segment bodies (token ids without [CLS]/[SEP]), at least one each.
+
+    ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
+    oversize batch costs time, never an out-of-memory crash.
+    ``on_segment(n_tokens)`` is called after each step (progress bars).
+    ``on_step(documents, segment_sums, segment_counts)`` receives each step's per-segment Σ hidden
+    and token counts, row k belonging to document ``documents[k]`` (passage vectors for the index).
+    """
+    B = len(documents)
+    device = next(model.parameters()).device
+    pool = RunningPool(B, model.config.hidden_size, model.config.pooling, device)
+    state: MemoryState | None = None  # full-batch tensors, rows indexed by document
+    active = list(range(B))
+    current = [next(doc) for doc in documents]
+    reads_memory = model.memory_is_read()  # a memory nobody reads is not worth writing
+    while active:
+        upcoming = [next(documents[i], _END) for i in active]
+        write = reads_memory and any(u is not _END for u in upcoming)
+        ids, mask = segmenter.frame([current[i] for i in active], device)
+        rows = torch.tensor(active, device=device)
+        step_state = None if state is None else [s[rows] for s in state]
+        group = max(1, max_batch_tokens // ids.shape[1])
+        sum_parts, count_parts, state_parts = [], [], []
+        for g in range(0, len(active), group):
+            sl = slice(g, g + group)
+            sub_state = None if step_state is None else [s[sl] for s in step_state]
+            total, count, hidden, new_state = _step(model, ids[sl], mask[sl], sub_state, write)
+            pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]))  # rows are pooled independently
+            sum_parts.append(total)
+            count_parts.append(count)
+            state_parts.append(new_state)
+        if on_step is not None:
+            on_step(list(active), torch.cat(sum_parts), torch.cat(count_parts))
+        if write:
+            new_rows = [torch.cat(layer_parts) for layer_parts in zip(*state_parts)]
+            if state is None:
+                state = [torch.zeros((B, *s.shape[1:]), device=device, dtype=s.dtype) for s in new_rows]
+            for full, new in zip(state, new_rows):
+                full[rows] = new
+        if on_segment is not None:
+            on_segment(int(mask.sum()))
+        still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
+        active = [i for i, _ in still]
+        for i, u in still:
+            current[i] = u
+    return pool.sums()
+
+
+class _Stopped(Exception):
+    """The caller's ``on_step`` failed: the encoder thread stops at its next step."""
+
+
+def pooled_sums_in_thread(
+    model: LAMModel,
+    segmenter: TextSegmenter,
+    documents: list[Iterator[list[int]]],
+    on_step: Callable[[list[int], torch.Tensor, torch.Tensor], None],
+    executor: ThreadPoolExecutor | None = None,
+    depth: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pooled_sums` on an ``executor``'s thread, with ``on_step`` called on this one.
+
+    For consumers that allocate as they go (the index writes every passage to SQLite): the
+    encoder's tensors then come from their thread's own malloc arena instead of sharing holes
+    with the consumer's long-lived blocks (see :mod:`lam.heap`), and the consumer's work
+    overlaps the next segment. Pass one long-lived single-thread executor for every call so
+    that arena is warmed up once. At most ``depth`` steps wait in between, so memory stays
+    bounded when the consumer is slower. An error on either side stops both and is raised here.
+    """
+    steps: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(rows: list[int], sums: torch.Tensor, counts: torch.Tensor) -> None:
+        if stop.is_set():
+            raise _Stopped
+        steps.put(("step", (rows, sums, counts)))
+
+    def encode() -> None:
+        try:
+            with torch.inference_mode():  # thread-local: the caller's mode does not carry over
+                steps.put(("done", pooled_sums(model, segmenter, documents, on_step=hand_over)))
+        except BaseException as exc:
+            steps.put(("error", exc))
+
+    own = executor is None
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lam-encoder") if own else executor
+    running = executor.submit(encode)
+    try:
+        while True:
+            kind, value = steps.get()
+            if kind == "step":
+                on_step(*value)
+            elif kind == "done":
+                return value
+            else:
+                raise value
+    finally:
+        stop.set()
+        while not running.done():  # unblock a pending put, then let the encoder see ``stop``
+            try:
+                steps.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        if own:
+            executor.shutdown()
+
+
+class DocumentStream:
+    """One text fed in pieces with :meth:`feed` (or :meth:`feed_file`); :meth:`embedding` at any time.
+
+    Only the unfinished word, fewer than W body ids, the per-layer memory states and the running
+    pool are kept, whatever the length of the text. Feeding a text in any number of pieces gives
+    the same embedding as ``LAM.encode`` on the whole text: both cut the same segments.
+    """
+
+    def __init__(self, model: LAMModel, segmenter: TextSegmenter, max_tokens: int | None = None) -> None:
+        self._model = model
+        self._segmenter = segmenter
+        self._max_tokens = max_tokens
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything fed so far."""
+        self._device = next(self._model.parameters()).device
+        self._tokenizer = IncrementalTokenizer(self._segmenter.tokenizer)
+        self._pending: list[int] = []  # body ids not yet run (< W − 2 after each feed)
+        self._state: MemoryState | None = None
+        self._pool = RunningPool(1, self._model.config.hidden_size, self._model.config.pooling, self._device)
+        self._taken = 0  # text tokens accepted (for max_tokens)
+        self._segments = 0
+
+    @property
+    def tokens(self) -> int:
+        """Text tokens taken in so far (completed words only)."""
+        return self._taken
+
+    @property
+    def segments(self) -> int:
+        """Full segments already run through the model."""
+        return self._segments
+
+    def _take(self, ids: list[int]) -> None:
+        if self._max_tokens is not None:
+            ids = ids[: max(0, self._max_tokens - self._taken)]
+        self._taken += len(ids)
+        self._pending.extend(ids)
+
+    @torch.inference_mode()
+    def _run(self, pool: RunningPool, body: list[int], state: MemoryState | None, write: bool) -> MemoryState | None:
+        """One segment through the model into ``pool``; returns the new state."""
+        ids, mask = self._segmenter.frame([body], self._device)
+        write = write and self._model.memory_is_read()  # a memory nobody reads is not worth writing
+        total, count, hidden, new_state = _step(self._model, ids, mask, state, write)
+        pool.add([0], total, count, (hidden, mask, ids))
+        return new_state
+
+    def feed(self, text: str) -> DocumentStream:
+        """Add the next piece of the text (any split point, even inside a word)."""
+        if not isinstance(text, str):
+            raise TypeError(f"feed() takes str, got {type(text).__name__}")
+        check_unicode(text, "the piece fed")
+        self._take(self._tokenizer.feed(text))
+        body_len = self._segmenter.body_len
+        while len(self._pending) >= body_len:
+            body, self._pending = self._pending[:body_len], self._pending[body_len:]
+            new_state = self._run(self._pool, body, self._state, write=True)
+            self._state = new_state if new_state is not None else self._state
+            self._segments += 1
+        return self
+
+    def feed_file(self, path: str | Path, encoding: str = "utf-8", block_chars: int = 1 << 16) -> DocumentStream:
+        """Feed a file of any size, read in blocks."""
+        with open(path, encoding=encoding) as f:
+            for block in iter(lambda: f.read(block_chars), ""):
+                self.feed(block)
+        return self
+
+    def embedding(self, normalize: bool = True, output_dim: int | None = None) -> np.ndarray:
+        """The embedding of everything fed so far (``[D]`` float32); the stream can go on."""
+        dim = check_output_dim(output_dim, self._model.config.hidden_size)
+        tail = self._tokenizer.peek()
+        if self._max_tokens is not None:
+            tail = tail[: max(0, self._max_tokens - self._taken)]
+        rest = self._pending + tail
+        body_len = self._segmenter.body_len
+        bodies = [rest[i : i + body_len] for i in range(0, len(rest), body_len)]
+        if not bodies and self._segments == 0:
+            bodies = [[]]  # an empty text is [CLS] [SEP]
+        pool, state = self._pool.clone(), self._state
+        for i, body in enumerate(bodies):  # a scratch copy: the stream's own state is untouched
+            state = self._run(pool, body, state, write=i < len(bodies) - 1)
+        return to_embeddings(*pool.sums(), dim, normalize)[0].float().cpu().numpy()
+
+
+def segment_states(model: LAMModel, segments: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Each segment's hidden states ``[B, T_s, d]`` for aligned batches (every row has every
+    segment: ``segments[s]`` = (ids, mask)), the memory carried across all, gradients kept."""
+    state, states = None, []
+    for i, (ids, mask) in enumerate(segments):
+        hidden, state = model.forward_segment(ids, mask, state, write_memory=i < len(segments) - 1)
+        states.append(hidden)
+    return states
