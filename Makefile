@@ -45,7 +45,7 @@ eval: install-dev
 # a closed memory, then only the memory's parameters trained (about 55 min on a 2-core Xeon with AMX).
 # Each stage is a file target (its summary.json, written last) run with --resume: a stage already done
 # is skipped and one killed midway continues from its last checkpoint (every 50 steps), so the recipe can
-# span sessions and still give the same weights on one machine type (fixed seeds, no dropout, the
+# be interrupted and resumed and still give the same weights on one machine type (fixed seeds, no dropout, the
 # optimiser state in the checkpoint). Outputs under runs/.
 DISTILL = $(LAM) distill --resume --no-progress
 CLOZE = --stage cloze --batch-size 16 --group 4 --long-segments 6 --passage-tokens 64

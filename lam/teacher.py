@@ -5,7 +5,8 @@ checked before anything is trusted. :func:`teacher_to_lam_state` maps every teac
 its LAM name explicitly and asserts the mapping is complete and shape-exact; the memory
 parameters (LAM's own) keep their initial values.
 
-Build the shipped starting weights with ``python -m lam.teacher lam/weights/default``.
+``python -m lam.teacher DIR`` writes the starting point of training: the teacher as a LAM whose
+memory is closed (every read gate 0), so it embeds any text as the windowed teacher does.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fp32", action="store_true", help="store fp32 instead of fp16")
     args = parser.parse_args()
-    model, tokenizer = build_from_teacher(LAMConfig(name="lam-v0-teacher-init"), seed=args.seed)
+    model, tokenizer = build_from_teacher(LAMConfig(name="lam-teacher-init"), seed=args.seed)
     dtype = torch.float32 if args.fp32 else torch.float16
     print(f"wrote {save_model_files(model, tokenizer, args.out, dtype=dtype)}")
 

@@ -1,9 +1,8 @@
-"""Issue 4's acceptance for a trained model: every ``lam eval`` figure it names, in parts, against the baselines.
+"""The model acceptance of trained weights: every ``lam eval`` figure of the model card, in parts.
 
-The issue asks for one ``lam eval`` run of the model against the baselines at LongEmbed's eight
-lengths; on this 2-core CPU that is 2–3 h, more than a session has left after the ~80 min
-rebuild of the model. So the run is cut into parts (:mod:`lam.evaluation.parts`), each an
-ordinary ``lam eval`` record on the same data (the evaluation seed, 100 documents a length):
+One ``lam eval`` run of the model against the baselines at LongEmbed's eight lengths takes 3–4 h
+on a 2-core CPU, so the run is cut into parts (``scripts/parts.py``) that survive an interruption,
+each an ordinary ``lam eval`` record on the same data (the evaluation seed, 100 documents a length):
 
 - the model's parts, under ``<out>/acceptance-<sha256[:8]>/`` and counted only for the same
   weights pooled the same way: ``short`` (lam and lam-memory-off on STS, fidelity and QMSum),
@@ -18,8 +17,8 @@ When every part is there the records are merged into one (``all.{json,md,png}``:
 ≥ 82.03 and SICK-R ≥ 77.1, 512-token fidelity ≥ 0.97, passkey ≥ 60 and needle ≥ 50 averaged over
 the eight lengths, and QMSum nDCG@10 (query and answer) ≥ teacher-chunk-mean + 5.
 
-    python -m lam.evaluation.model_acceptance --model runs/polish-hi-330-long
-    OMP_NUM_THREADS=1 python -m lam.evaluation.model_acceptance --model ... --only 32768 &  # split
+    python scripts/accept_model.py --model runs/polish/model
+    OMP_NUM_THREADS=1 python scripts/accept_model.py --model ... --only 32768 &  # parts in parallel
 """
 
 from __future__ import annotations
@@ -122,7 +121,7 @@ def merge_records(records: dict[str, dict]) -> dict:
 
 
 def check_floors(merged: dict) -> dict:
-    """Issue 4's floors on a merged record: {floor: (measured, required, met)}."""
+    """The model's floors on a merged record: {floor: (measured, required, met)}."""
     lam, chunk_mean = merged["results"]["lam"], merged["results"]["teacher-chunk-mean"]
     measured = {
         "stsb-test": (lam["sts"]["stsb-test"], STSB_FLOOR),
@@ -141,7 +140,7 @@ def check_floors(merged: dict) -> dict:
 def summary_markdown(floors: dict, merged: dict, weights_sha256: str) -> str:
     accepted = all(met for *_, met in floors.values())
     fidelity_off = merged["results"]["lam-memory-off"]["fidelity"]["mean_cosine"]
-    lines = [f"Issue 4's acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {accepted}", ""]
+    lines = [f"Model acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {accepted}", ""]
     lines += ["| floor | measured | required | met |", "|---|---:|---:|---|"]
     for name, (value, floor, met) in floors.items():
         digits = 4 if name == "fidelity" else 2

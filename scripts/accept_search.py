@@ -1,18 +1,18 @@
-"""Issue 5's acceptance for a model and its fusion weights, run in parts that survive a session's end.
+"""The search acceptance of a model and its fusion weights, run in parts that survive an interruption.
 
-The search engine with a read memory takes 2–3 h here for all of it (passkey and needle at
-LongEmbed's 8 lengths, QMSum), more than is left of a session after training the model. So each
-part writes its own record under ``<out>/acceptance-<sha256[:8]>/``, named after the weights it
-measured, and a part is skipped only when its record measured the same weights (sha256 of
-``model.safetensors``), pooled the same way, with the same fusion weights (scripts/parts.py).
+The search engine with a read memory takes 1–3 h here for all of it (passkey and needle at
+LongEmbed's 8 lengths, QMSum). So each part writes its own record under
+``<out>/acceptance-<sha256[:8]>/``, named after the weights it measured, and a part is skipped
+only when its record measured the same weights (sha256 of ``model.safetensors``), pooled the same
+way, with the same fusion weights (scripts/parts.py).
 Training is bit-for-bit deterministic on one machine type but not across them (AMX or not changes
 the kernels), so parts measured on another rebuild are never mixed in. The model's own figures
-(issue 4's floors) have their parts in :mod:`lam.evaluation.model_acceptance`.
+have their parts in ``scripts/accept_model.py``.
 
-    python -m lam.evaluation.acceptance --model runs/cloze-330-polish/model --fusion-weights 0.75,0.25,1,0.5
+    python scripts/accept_search.py --model runs/polish/model --fusion-weights 0.75,0.5,1,1
 
 When every part is there it writes ``summary.{json,md}``: per length and QMSum, lam-search
-against BM25, and whether issue 5's floors hold (passkey 100 at every length, needle ≥ 99,
+against BM25, and whether the search floors hold (passkey 100 at every length, needle ≥ 99,
 QMSum query and answer ≥ BM25 + 5).
 """
 
@@ -67,7 +67,7 @@ def summarise(records: dict[str, dict]) -> dict:
 def summary_markdown(summary: dict, weights_sha256: str) -> str:
     scores = summary["scores"]
     lengths = sorted(scores["lam-search"]["passkey"], key=int)
-    lines = [f"Issue 5's acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {summary['accepted']}", ""]
+    lines = [f"Search acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {summary['accepted']}", ""]
     for task in ("passkey", "needle"):
         lines += [f"| {task} nDCG@1 | " + " | ".join(lengths) + " |", "|---|" + "---:|" * len(lengths)]
         lines += [f"| {n} | " + " | ".join(f"{scores[n][task][L]:.0f}" for L in lengths) + " |" for n in scores]

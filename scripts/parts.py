@@ -1,4 +1,4 @@
-"""Evaluations run in parts that survive a session's end, each part a record keyed on what it measured.
+"""Evaluations run in parts that survive an interruption, each part a record keyed on what it measured.
 
 A long evaluation (hours on this 2-core CPU) is cut into parts. Each part writes its own run
 record (:func:`lam.evaluation.report.write_report`) to ``<folder>/<part>.json``; a later run

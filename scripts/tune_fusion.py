@@ -1,9 +1,9 @@
-"""Choose the fusion weights on dev data only: ``python -m lam.retrieval.tuning``.
+"""Choose the fusion weights on dev data only: ``python scripts/tune_fusion.py``.
 
 Dev sets: QMSum val (both query variants) and synthetic passkey / needle sets generated with
 ``DEV_SEED`` (never the evaluation seed). Every document's four signals are computed once;
 then each weight triple on a grid is scored. The winner is the triple with the best mean over
-the four dev groups (QMSum query, QMSum answer, passkey, needle) among those that meet issue 5's
+the four dev groups (QMSum query, QMSum answer, passkey, needle) among those that meet the search
 floors on the dev data: every QMSum variant at least BM25 alone + 5 nDCG@10 (BM25 scored on the
 same split), passkey and needle 100. Only when no triple meets them does the best mean win
 outright (the record says so). Only the ratios matter (the fused ranking is unchanged by
@@ -31,7 +31,7 @@ from lam.retrieval.fusion import SIGNALS, FusionWeights, fuse
 
 DEV_SEED = 1
 DEV_LENGTHS = (512, 2048, 8192)
-BM25_MARGIN = 5.0  # issue 5: the engine must beat BM25 alone by 5 nDCG@10 on QMSum
+BM25_MARGIN = 5.0  # the search floor: the engine must beat BM25 alone by 5 nDCG@10 on QMSum
 PASSAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DOCUMENT_GRID = (0.0, 0.125, 0.25, 0.5, 1.0)
 DOCUMENT_LEXICAL_GRID = (0.0, 0.125, 0.25, 0.5, 0.75, 1.0)
@@ -73,7 +73,7 @@ def grid_search(dev: list[tuple[str, str, dict, list[str], list[set[str]], int]]
 
 
 def dev_floors(splits) -> dict[str, float]:
-    """Issue 5's floors on the dev groups of ``splits`` ((group, split) pairs): QMSum variants
+    """The search floors on the dev groups of ``splits`` ((group, split) pairs): QMSum variants
     ≥ BM25 alone + 5, passkey and needle 100."""
     floors = {"passkey": 100.0, "needle": 100.0}
     for group, split in splits:
@@ -135,7 +135,7 @@ def write_record(record: dict, out: Path) -> None:
     (out / "fusion-dev.json").write_text(json.dumps(record, indent=2))
     best, rows = record["best"], record["grid"]
     floors = ", ".join(f"{g} ≥ {v:.2f}" for g, v in record["floors"].items())
-    lines = [f"Floors (issue 5, on dev): {floors}; met by the chosen row: {record['floors_met']}.", ""]
+    lines = [f"Search floors (on dev): {floors}; met by the chosen row: {record['floors_met']}.", ""]
     lines.append("| " + " | ".join(SIGNALS) + " | mean | " + " | ".join(best["groups"]) + " |")
     lines.append("|" + "---:|" * (len(SIGNALS) + 1 + len(best["groups"])))
     for r in [best] + [r for r in rows[:10] if r != best]:

@@ -94,6 +94,7 @@ def eval_command(
     """
     import time
 
+    from lam.errors import LAMError
     from lam.evaluation import ENCODERS, SUITES, run_evaluation
     from lam.evaluation.report import markdown_table, write_report
     from lam.evaluation.synthetic import EVAL_SEED, EXTRA_PASSKEY_LENGTHS, LENGTHS
@@ -129,7 +130,7 @@ def eval_command(
             progress=progress,
             fusion_weights=weights,
         )
-    except FileNotFoundError as err:
+    except (FileNotFoundError, LAMError) as err:
         raise click.ClickException(str(err)) from err
     paths = write_report(record, out_dir, name or time.strftime("eval-%Y%m%d-%H%M%S"))
     click.echo(markdown_table(record))

@@ -65,6 +65,7 @@ def distill(
     fidelity before/after) and checkpoint.pt (for --resume; never commit it).
     """
     from lam.distill.train import DistillConfig, train
+    from lam.errors import LAMError
 
     cfg = DistillConfig(
         stage=stage,
@@ -81,5 +82,8 @@ def distill(
         target_cache=target_cache or None,
         name=name,
     )
-    path = train(cfg, model_path=model_path, resume=resume, progress=progress)
+    try:
+        path = train(cfg, model_path=model_path, resume=resume, progress=progress)
+    except (LAMError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
     click.echo((path / "summary.json").read_text())

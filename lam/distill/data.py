@@ -1,15 +1,12 @@
 """Training text, as token windows, from ../shared/data (never a test split of an eval set).
 
-Sources: Project Gutenberg books and the WikiText-103 train prefix (long documents) and the
-Paul Graham essays; single sentences from the pair sets (SICK train, SNLI dev) are the
-passages the "long" stage hides inside long contexts. Documents are
+Sources: Project Gutenberg books and the WikiText-103 train prefix (long documents). Documents are
 assigned to train / held-out by a hash of their id, so the held-out windows used to report
 512-token fidelity never appear in training.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -98,21 +95,6 @@ def random_span(window: list[int], length: int, rng: random.Random, continuation
     return window[p : p + length]
 
 
-def pair_sentences(seed: int = 0) -> list[str]:
-    """Distinct sentences of SICK train and SNLI dev (train-side splits only), shuffled."""
-    sentences: set[str] = set()
-    with open(require("sick/train.csv"), newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            sentences.update((row["sentence1"].strip(), row["sentence2"].strip()))
-    with gzip.open(require("nli/snli_dev.jsonl.gz"), "rt", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            sentences.update((record["premise"].strip(), record["hypothesis"].strip()))
-    out = sorted(s for s in sentences if len(s.split()) >= 4)
-    random.Random(seed).shuffle(out)
-    return out
-
-
 def _word_start(ids: list[int], last: int, rng: random.Random, continuation: frozenset[int]) -> int:
     """A random position in 0…``last`` where a word starts (any position if none does)."""
     starts = [p for p in range(last + 1) if p == len(ids) or ids[p] not in continuation]
@@ -122,12 +104,3 @@ def _word_start(ids: list[int], last: int, rng: random.Random, continuation: fro
 def continuation_ids(segmenter: TextSegmenter) -> frozenset[int]:
     """Ids of WordPiece continuation pieces ("##…"): positions where a word does not start."""
     return frozenset(i for token, i in segmenter.tokenizer.get_vocab().items() if token.startswith("##"))
-
-
-def hide_passage(context: list[int], passage: list[int], rng: random.Random, continuation: frozenset[int]) -> list[int]:
-    """``context`` with ``passage`` inserted at a random word start, cut back to len(context).
-
-    The insertion point leaves the whole passage inside the returned window.
-    """
-    p = _word_start(context, len(context) - len(passage), rng, continuation)
-    return (context[:p] + passage + context[p:])[: len(context)]

@@ -161,9 +161,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     if cloze and cfg.batch_size < cfg.group:
         raise ValueError(f"cloze: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     torch.manual_seed(cfg.seed)
+    student, teacher, segmenter = build_pair(model_path, cfg.device)  # a bad model folder fails before any output
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    student, teacher, segmenter = build_pair(model_path, cfg.device)
     c = student.config
     if c.segment_len * 2 > 512:
         raise ValueError("distillation needs two segments inside the teacher's 512 positions (segment_len ≤ 256)")

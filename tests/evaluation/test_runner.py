@@ -19,17 +19,26 @@ pytest.importorskip("sentence_transformers")
 
 @pytest.fixture(scope="module")
 def teacher_record():
-    return run_evaluation(suites=("sts", "longembed"), encoders=("teacher",), sts_sets=("stsb-test",), progress=False)
+    """STS-B test and passkey/needle at two lengths (50 documents each): sized to what the tests check."""
+    return run_evaluation(
+        suites=("sts", "longembed"),
+        encoders=("teacher",),
+        sts_sets=("stsb-test",),
+        lengths=(256, 4096),
+        n_docs=50,
+        progress=False,
+    )
 
 
 def test_teacher_stsb_is_mtebs_figure(teacher_record):
     assert teacher_record["results"]["teacher"]["sts"]["stsb-test"] == pytest.approx(82.03, abs=0.05)
 
 
-def test_teacher_passkey_is_close_to_official(teacher_record):
-    passkey = teacher_record["results"]["teacher"]["passkey"]
-    assert abs(passkey["mean_ndcg_at_1"] - 23.25) <= 5
-    assert passkey["per_length"]["256"]["ndcg_at_1"] > passkey["per_length"]["8192"]["ndcg_at_1"]
+def test_teacher_passkey_fails_beyond_its_window(teacher_record):
+    """LongEmbed's figures for all-MiniLM-L6-v2: most passkeys found at 256 tokens, few at 4K
+    (the teacher reads the first 256 tokens only)."""
+    passkey = teacher_record["results"]["teacher"]["passkey"]["per_length"]
+    assert passkey["256"]["ndcg_at_1"] >= 60 and passkey["4096"]["ndcg_at_1"] <= 30
 
 
 def test_report_files(teacher_record, tmp_path):
@@ -97,7 +106,7 @@ def test_lam_eval_fusion_weights_reach_the_search_engine(tmp_path):
     info = json.loads((tmp_path / "w.json").read_text())["encoders"]["lam-search"]
     assert (info["passage"], info["document"], info["lexical"], info["document_lexical"]) == (1, 0, 0.5, 0)
     assert info["weights_sha256"] == LAM().weights_sha256  # the record names the weights it measured
-    assert info["pool"] == LAM().config.pool_settings()  # and how they pool (acceptance parts key on both)
+    assert info["pooling"] == LAM().config.pooling  # and how they pool (acceptance parts key on both)
     bad = CliRunner().invoke(cli, [*args, "--fusion-weights", "1,0,0.5"])
     assert bad.exit_code == 2 and "--fusion-weights" in bad.output
 

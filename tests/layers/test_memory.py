@@ -3,7 +3,7 @@ and padding leaves the state untouched."""
 
 import torch
 
-from lam.layers.memory import AssociativeMemory
+from lam.layers.memory import FAST_RETENTION, SLOW_RETENTION, AssociativeMemory
 from tests.conftest import tiny_config
 
 
@@ -31,8 +31,8 @@ def test_initial_decay_matches_fast_and_slow_retention():
         g = -mem.log_rate.exp() * torch.nn.functional.softplus(mem.decay_proj(x) + mem.decay_bias)
     per_segment = g.sum(1).exp()[0]
     H = config.num_heads
-    assert torch.allclose(per_segment[:H], torch.full((H,), config.fast_retention), atol=1e-5)
-    assert torch.allclose(per_segment[H:], torch.full((H,), config.slow_retention), atol=1e-5)
+    assert torch.allclose(per_segment[:H], torch.full((H,), FAST_RETENTION), atol=1e-5)
+    assert torch.allclose(per_segment[H:], torch.full((H,), SLOW_RETENTION), atol=1e-5)
 
 
 def test_decay_depends_on_the_input():
