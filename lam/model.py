@@ -5,7 +5,7 @@ segment runs through all six layers before the next one starts ("vertical" proce
 only the per-layer memory states and the running pooled sum travel from one segment to the
 next: peak memory is fixed by W, whatever the length of the text.
 
-    ids ─► Embeddings ─► [LAMBlock × 6] ─► Σ hidden (running pool, redundancy-gated) ─► ÷ n ─► L2 norm
+    ids ─► Embeddings ─► [LAMBlock × 6] ─► running pool (lam.layers.pooling) ─► L2 norm
                            │  ▲
                            ▼  │   per layer: exact softmax attention inside the segment
                         memory S   + gated read of the delta-rule state S left by earlier
@@ -28,7 +28,7 @@ MemoryState = list[torch.Tensor]  # one [B, 2H, D, D] tensor per layer
 
 
 class LAMModel(nn.Module):
-    """Embeddings and the six LAM blocks; the segment loop lives in the callers."""
+    """Embeddings and the six LAM blocks, one segment at a time; the segment loop is :mod:`lam.runner`."""
 
     def __init__(self, config: LAMConfig) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from lam.cli.inputs import TextSource, iter_sources
-from lam.cli.options import BIG_FILE, load_model, model_options, runtime_options
+from lam.cli.options import input_options, load_model, model_options, runtime_options
 
 
 @click.command()
@@ -22,10 +22,7 @@ from lam.cli.options import BIG_FILE, load_model, model_options, runtime_options
     default=None,
     help="out.npy (matrix + out.ids.txt) or out.jsonl; default: JSON Lines on stdout",
 )
-@click.option("--lines", is_flag=True, help="one text per line (plain files and stdin)")
-@click.option("--jsonl/--no-jsonl", default=None, help="read JSON Lines (default: by .jsonl suffix)")
-@click.option("--text-field", default="text", show_default=True, help="JSON Lines field with the text")
-@click.option("--glob", "pattern", default="*.txt", show_default=True, help="files to take from folders")
+@input_options
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--output-dim", default=None, type=click.IntRange(min=1), help="Matryoshka truncation")
 @click.option("--max-tokens", default=None, type=click.IntRange(min=1), help="cap tokens per text")
@@ -80,7 +77,7 @@ def encode(
 
     pending: list[TextSource] = []
     for src in sources:
-        if src.path is not None and src.path.stat().st_size > BIG_FILE:
+        if src.streamed:
             flush(pending)
             stream = model.stream()
             try:
@@ -91,12 +88,7 @@ def encode(
             ids.append(src.id)
             bar.update(1)
             continue
-        if src.path is not None:
-            try:
-                src = TextSource(src.id, text=src.path.read_text(encoding="utf-8"))
-            except UnicodeDecodeError as err:
-                raise click.ClickException(f"{src.path} is not UTF-8 text ({err.reason})") from err
-        pending.append(src)
+        pending.append(TextSource(src.id, text=src.read()))
         if len(pending) >= 4 * batch_size:
             flush(pending)
     flush(pending)

@@ -1,4 +1,4 @@
-"""Where `lam encode` reads texts from: files, folders, stdin, JSON Lines."""
+"""Where the commands read texts from: files, folders, stdin, JSON Lines (one loop for all)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+BIG_FILE = 4 << 20  # files above 4 MB are streamed from disk instead of read whole
+
 
 @dataclass
 class TextSource:
@@ -18,6 +20,20 @@ class TextSource:
     id: str
     text: str | None = None
     path: Path | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """A file too big to read whole: the command streams it from disk instead."""
+        return self.path is not None and self.path.stat().st_size > BIG_FILE
+
+    def read(self) -> str:
+        """The text, read from the file if it is one (a file that is not UTF-8 is one clear error)."""
+        if self.path is None:
+            return self.text or ""
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise click.ClickException(f"{self.path} is not UTF-8 text ({err.reason})") from err
 
 
 def _lines(handle, name: str, jsonl: bool, text_field: str) -> Iterator[TextSource]:

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-BIG_FILE = 4 << 20  # files above 4 MB are streamed from disk instead of read whole
-
 
 def model_options(f):
     f = click.option("--model", "model_path", default=None, help="model folder or hub id (default: bundled)")(f)
     f = click.option("--device", default=None, help="cpu (default), cuda, …")(f)
+    return f
+
+
+def input_options(f):
+    """Where the texts come from (``lam.cli.inputs.iter_sources``): --lines, --jsonl, --text-field, --glob."""
+    f = click.option("--glob", "pattern", default="*.txt", show_default=True, help="files to take from folders")(f)
+    f = click.option("--text-field", default="text", show_default=True, help="JSON Lines field with the text")(f)
+    f = click.option("--jsonl/--no-jsonl", default=None, help="read JSON Lines (default: by .jsonl suffix)")(f)
+    f = click.option("--lines", is_flag=True, help="one text per line (plain files and stdin)")(f)
     return f
 
 

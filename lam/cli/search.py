@@ -8,16 +8,13 @@ import sys
 import click
 
 from lam.cli.inputs import iter_sources
-from lam.cli.options import BIG_FILE, INDEX_OPTION, model_options, open_index, runtime_options
+from lam.cli.options import INDEX_OPTION, input_options, model_options, open_index, runtime_options
 
 
 @click.command(name="index")
 @click.argument("inputs", nargs=-1, required=True)
 @INDEX_OPTION
-@click.option("--lines", is_flag=True, help="one document per line (plain files and stdin)")
-@click.option("--jsonl/--no-jsonl", default=None, help="read JSON Lines (default: by .jsonl suffix)")
-@click.option("--text-field", default="text", show_default=True, help="JSON Lines field with the text")
-@click.option("--glob", "pattern", default="*.txt", show_default=True, help="files to take from folders")
+@input_options
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="documents per commit")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @model_options
@@ -49,17 +46,12 @@ def index_command(
 
     try:
         for src in sources:
-            if src.path is not None and src.path.stat().st_size > BIG_FILE:
+            if src.streamed:
                 flush()
                 index.index_file(src.id, src.path)  # streamed: constant memory
                 bar.update(1)
                 continue
-            text = src.text
-            if src.path is not None:
-                try:
-                    text = src.path.read_text(encoding="utf-8")
-                except UnicodeDecodeError as err:
-                    raise click.ClickException(f"{src.path} is not UTF-8 text ({err.reason})") from err
+            text = src.read()
             if not text.strip():
                 skipped += 1
                 continue

@@ -33,10 +33,12 @@ def pooled_segments(
     last one is the document's): one pass serves losses on a prefix and on the whole text.
     """
     states = segment_states(student, segments)
-    sums = [masked_sum(hidden, mask) for hidden, (_, mask) in zip(states, segments)]
     embeddings = []
     for n in range(1 if prefixes else len(segments), len(segments) + 1):
-        total, count = sum(t for t, _ in sums[:n]), sum(c for _, c in sums[:n])
+        # each prefix sums its own segments (not shared partial sums): the gradients then
+        # accumulate in the order the shipped weights were trained with, bit for bit
+        sums = [masked_sum(hidden, mask) for hidden, (_, mask) in zip(states[:n], segments[:n])]
+        total, count = sum(t for t, _ in sums), sum(c for _, c in sums)
         embeddings.append(total / count.unsqueeze(-1))
     return embeddings if prefixes else embeddings[-1]
 
