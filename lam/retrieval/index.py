@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from lam.config import LAMConfig
 from lam.heap import release_free_memory
+from lam.model import LAMModel
 from lam.retrieval.fusion import DEFAULT_WEIGHTS, SIGNALS, FusionWeights, fuse, standardise
 from lam.retrieval.lexical import document_bm25, fts_query, query_sentences, query_words
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
@@ -42,7 +43,7 @@ class Encoder(Protocol):
     """What an index needs of its encoder (``lam.LAM`` is one): the model and segmenter to run
     documents through segment by segment, the weights' identity, and query embeddings."""
 
-    model: Any  # a lam.model.LAMModel
+    model: LAMModel
     segmenter: TextSegmenter
     config: LAMConfig
 

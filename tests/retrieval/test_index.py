@@ -327,3 +327,28 @@ def test_threads_can_search_while_another_indexes(shipped_lam):
         writer.result()
         assert all(r.result() == 4 for r in readers)
     assert len(index) == 9
+
+
+def test_the_index_takes_any_encoder_with_the_protocol(tiny_lam):
+    """Index needs only model, segmenter, config, weights_sha256 and encode_query (lam.retrieval.index.Encoder)."""
+
+    class Wrapped:
+        weights_sha256 = None
+
+        def __init__(self, inner):
+            self.model, self.segmenter, self.config = inner.model, inner.segmenter, inner.config
+            self.inner, self.queries = inner, 0
+
+        def get_sentence_embedding_dimension(self):
+            return self.config.hidden_size
+
+        def encode_query(self, sentences, **kwargs):
+            self.queries += 1
+            return self.inner.encode(sentences, **kwargs)
+
+    encoder = Wrapped(tiny_lam)
+    index = Index(":memory:", encoder)
+    index.index_many([("cats", "the cat sat on the mat . " * 5), ("dogs", "a dog ran fast and slow")])
+    hits = index.search("the cat sat on the mat", top_k=2)
+    assert hits[0].doc_id == "cats" and encoder.queries == 1
+    assert index.stats()["documents"] == 2
