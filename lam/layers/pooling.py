@@ -160,12 +160,12 @@ class RunningPool:
             self.total[rows] += segment_sum
             self.count[rows] += segment_count
             return
+        if tokens is None:
+            raise ValueError("segment-idf pooling needs each segment's (hidden, mask, ids)")
         weight = redundancy_weight(segment_sum, self.seen[rows])
         self.total[rows] += weight.unsqueeze(-1) * segment_sum
         self.count[rows] += weight * segment_count
         self.seen[rows] += segment_sum
-        if tokens is None:
-            raise ValueError("segment-idf pooling needs each segment's (hidden, mask, ids)")
         hidden, mask, ids = tokens
         for k, r in enumerate(rows.tolist()):
             m = mask[k].bool()
