@@ -139,9 +139,9 @@ class RunningPool:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.total = torch.zeros(batch, dim, device=device)
+        self.total = torch.zeros(batch, dim, device=device)  # "mean": Σ h and token counts
         self.count = torch.zeros(batch, device=device)
-        self.seen = torch.zeros(batch, dim, device=device)
+        self.seen = torch.zeros(batch, dim, device=device)  # "segment-idf": Σ h so far, for the gate
         self.ids = [_IdStats(dim, device) for _ in range(batch)] if pooling == "segment-idf" else None
 
     def add(
@@ -162,9 +162,7 @@ class RunningPool:
             return
         if tokens is None:
             raise ValueError("segment-idf pooling needs each segment's (hidden, mask, ids)")
-        weight = redundancy_weight(segment_sum, self.seen[rows])
-        self.total[rows] += weight.unsqueeze(-1) * segment_sum
-        self.count[rows] += weight * segment_count
+        weight = redundancy_weight(segment_sum, self.seen[rows])  # the gated sums live per id in self.ids
         self.seen[rows] += segment_sum
         hidden, mask, ids = tokens
         for k, r in enumerate(rows.tolist()):
