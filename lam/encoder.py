@@ -409,8 +409,8 @@ class LAM:
     def truncate_embeddings(embeddings: Any, dim: int, normalize: bool = True) -> Any:
         """Matryoshka: keep the first ``dim`` dimensions (and re-normalise)."""
         array = np.asarray(embeddings, dtype=np.float32)
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= array.shape[-1]:
-            raise ValueError(f"dim must be an int in [1, {array.shape[-1]}], got {dim!r}")
+        if check_output_dim(dim, array.shape[-1], "dim") is None:
+            raise ValueError(f"dim must be an int in [1, {array.shape[-1]}], got None")
         out = array[..., :dim]
         if normalize:
             out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
