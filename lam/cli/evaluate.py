@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lam.cli.inputs import iter_sources
+from lam.cli.inputs import Inputs
 from lam.cli.options import load_model, model_options, runtime_options
 
 
@@ -157,12 +157,10 @@ def bench(inputs, lines, batch_size, n_texts, long_tokens, output_dim, output, m
     """
     from lam.evaluation.throughput import measure_long_text, measure_texts, synthetic_sentences
 
+    sources = Inputs(inputs, lines=lines) if inputs else None
     model = load_model(model_path, device, quantize, backend)
-    if inputs:
-        texts = [
-            s.text if s.path is None else s.path.read_text(encoding="utf-8")
-            for s in iter_sources(inputs, lines, None, "text", "*.txt")
-        ]
+    if sources is not None:
+        texts = [s.read() for s in sources]  # timed texts are held in memory: the timing must not read files
     else:
         texts = synthetic_sentences(model, n_texts)
     if not texts:

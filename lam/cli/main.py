@@ -11,6 +11,8 @@ import importlib
 
 import click
 
+from lam.errors import LAMError
+
 # command name -> (module under lam.cli, function, one-line help shown by `lam --help`)
 COMMANDS = {
     "encode": ("encode", "encode", "Embed texts, files, folders or stdin: one vector per input."),
@@ -38,6 +40,13 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return load_command(name) if name in COMMANDS else None
+
+    def invoke(self, ctx: click.Context):
+        """LAM's own errors and the system's (a full disk, a closed pipe) as one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except (LAMError, OSError, UnicodeError) as err:
+            raise click.ClickException(str(err) or type(err).__name__) from err
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

@@ -14,7 +14,12 @@ def model_options(f):
 
 
 def input_options(f):
-    """Where the texts come from (``lam.cli.inputs.iter_sources``): --lines, --jsonl, --text-field, --glob."""
+    """Where the texts come from: --lines, --jsonl, --text-field, --glob, --encoding, --skip-errors;
+    their names are :class:`lam.cli.inputs.Inputs`'s keywords, so a command passes them on whole."""
+    f = click.option(
+        "--skip-errors", is_flag=True, help="leave out, with a warning, files that do not decode and bad records"
+    )(f)
+    f = click.option("--encoding", default="utf-8", show_default=True, help="text encoding of files and stdin")(f)
     f = click.option("--glob", "pattern", default="*.txt", show_default=True, help="files to take from folders")(f)
     f = click.option("--text-field", default="text", show_default=True, help="JSON Lines field with the text")(f)
     f = click.option("--jsonl/--no-jsonl", default=None, help="read JSON Lines (default: by .jsonl suffix)")(f)
@@ -63,12 +68,15 @@ INDEX_OPTION = click.option(
 def open_index(
     index_path: str, model_path: str | None, device: str | None, quantize: str | None, backend: str, must_exist: bool
 ):
+    """The index at ``index_path`` on the chosen model; the file is checked before the model loads."""
     from lam import Index, LAMError
+    from lam.retrieval.store import check_index_path
 
-    if must_exist and not Path(index_path).is_file():
+    if must_exist and not Path(index_path).exists():
         raise click.ClickException(f"no index at {index_path} (build one with `lam index`)")
-    model = load_model(model_path, device, quantize, backend)
     try:
-        return Index(index_path, model)
+        check_index_path(Path(index_path), create=False if must_exist else None)
+        model = load_model(model_path, device, quantize, backend)
+        return Index(index_path, model, create=False if must_exist else None)
     except LAMError as err:
         raise click.ClickException(str(err)) from err

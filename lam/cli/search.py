@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from lam.cli.inputs import iter_sources
+from lam.cli.inputs import Inputs
 from lam.cli.options import INDEX_OPTION, input_options, model_options, open_index, runtime_options
 
 
@@ -20,7 +21,15 @@ from lam.cli.options import INDEX_OPTION, input_options, model_options, open_ind
 @model_options
 @runtime_options
 def index_command(
-    inputs, index_path, lines, jsonl, text_field, pattern, batch_size, progress, model_path, device, quantize, backend
+    inputs,
+    index_path,
+    batch_size,
+    progress,
+    model_path,
+    device,
+    quantize,
+    backend,
+    **source_options,
 ):
     """Add documents of any length to a persistent index (an id indexed again is replaced).
 
@@ -31,10 +40,13 @@ def index_command(
     """
     from tqdm.auto import tqdm
 
+    from lam import LAMError
+
+    sources = Inputs(inputs, **source_options)  # the input_options, checked before the model loads
+    existed = Path(index_path).exists()
     index = open_index(index_path, model_path, device, quantize, backend, must_exist=False)
     show = sys.stderr.isatty() if progress is None else progress
-    sources = list(iter_sources(inputs, lines, jsonl, text_field, pattern))
-    bar = tqdm(total=len(sources), unit="doc", disable=not show, desc="lam index", file=sys.stderr)
+    bar = tqdm(total=sources.count, unit="doc", disable=not show, desc="lam index", file=sys.stderr)
     pending: list[tuple[str, str]] = []
     skipped = 0
 
@@ -48,7 +60,7 @@ def index_command(
         for src in sources:
             if src.streamed:
                 flush()
-                index.index_file(src.id, src.path)  # streamed: constant memory
+                index.index_stream(src.id, src.pieces())  # a big file or stdin: constant memory
                 bar.update(1)
                 continue
             text = src.read()
@@ -61,8 +73,12 @@ def index_command(
             if len(pending) >= batch_size:
                 flush()
         flush()
-    except (UnicodeDecodeError, ValueError, TypeError) as err:
+    except (LAMError, ValueError, TypeError) as err:
+        _discard_if_new(index, existed)
         raise click.ClickException(str(err)) from err
+    except BaseException:
+        _discard_if_new(index, existed)
+        raise
     finally:
         bar.close()
     stats = index.stats()
@@ -73,6 +89,17 @@ def index_command(
         f"{stats['tokens']} tokens, {stats['bytes'] / 2**20:.1f} MiB{note}",
         err=True,
     )
+
+
+def _discard_if_new(index, existed: bool) -> None:
+    """A failed ``lam index`` that created its file and committed nothing leaves no file behind."""
+    if existed or index.store.path == ":memory:":
+        return
+    empty = len(index) == 0
+    index.close()
+    if empty:
+        for suffix in ("", "-wal", "-shm"):
+            Path(index.path + suffix).unlink(missing_ok=True)
 
 
 def _highlight(text: str, words: set[str], width: int | None) -> str:

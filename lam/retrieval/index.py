@@ -33,7 +33,7 @@ from lam.model import LAMModel
 from lam.retrieval.fusion import DEFAULT_WEIGHTS, SIGNALS, FusionWeights, fuse, standardise
 from lam.retrieval.lexical import document_bm25, fts_query, query_sentences, query_words
 from lam.retrieval.passages import Passage, cut_passages, file_pieces, text_pieces
-from lam.retrieval.store import IndexStore
+from lam.retrieval.store import DEFAULT_TIMEOUT, IndexStore
 from lam.retrieval.vectors import DenseView
 from lam.runner import pooled_sums, pooled_sums_in_thread, to_embeddings
 from lam.tokenization import TextSegmenter, check_unicode
@@ -74,11 +74,12 @@ class Hit:
 
 
 def _locked(method):
-    """One thread at a time in the index (a server calls it from many)."""
+    """One thread at a time in the index (a server calls it from many); SQLite's errors reach
+    callers as :class:`LAMIndexError` naming the file."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self._lock:
+        with self._lock, self.store.errors():
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -159,13 +160,25 @@ class Index:
         weights: FusionWeights = DEFAULT_WEIGHTS,
         exact_limit: int = 10_000,
         batch_size: int = 16,
+        create: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        """``create``: None (default) makes a new index where no file exists; True also turns an
+        empty (0-byte) file into one; False requires an existing index. Any other file that is
+        not a LAM index is refused with :class:`LAMIndexError`.
+
+        ``timeout``: seconds a write waits while another process writes to the same file, then
+        :class:`LAMIndexError`. Reads never wait: other processes' writes are seen at the next
+        call (the file is SQLite in WAL mode).
+        """
+        if not isinstance(timeout, int | float) or timeout < 0:
+            raise ValueError(f"timeout must be a number of seconds ≥ 0, got {timeout!r}")
         self.encoder = model = encoder
         self.weights = weights
         self.batch_size = batch_size
         info = {"model": model.config.name, "dim": str(model.config.hidden_size)}
         info["weights_sha256"] = model.weights_sha256 or "unsaved"  # an index takes only its model's vectors
-        self.store = IndexStore(path, info)
+        self.store = IndexStore(path, info, create=create, timeout=timeout)
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)
         self._lock = threading.RLock()
@@ -177,17 +190,23 @@ class Index:
         """Index one document (re-indexing an id replaces it)."""
         self.index_many([(doc_id, text)], metadata=None if metadata is None else [metadata])
 
-    @_locked
     def index_file(
         self, doc_id: str, path: str | Path, metadata: dict[str, Any] | None = None, encoding: str = "utf-8"
     ) -> None:
         """Index a text file of any size, read in blocks: memory stays constant whatever its length."""
-        _check_id(doc_id)
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
+        self.index_stream(doc_id, file_pieces(path, encoding), metadata)
+
+    @_locked
+    def index_stream(self, doc_id: str, pieces: Iterable[str], metadata: dict[str, Any] | None = None) -> None:
+        """Index one text given in pieces (a file's blocks, stdin), in constant memory; if reading
+        the pieces fails, nothing of the document is written."""
+        _check_id(doc_id)
         meta = _check_metadata(doc_id, metadata)
-        self._write_batch([(doc_id, file_pieces(path, encoding), meta)], None)
+        checked = (check_unicode(piece, f"text of {doc_id!r}") for piece in pieces)
+        self._write_batch([(doc_id, checked, meta)], None)
 
     @_locked
     def index_many(
@@ -366,7 +385,9 @@ class Index:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         if not queries:
             return []
-        results = [self._search_one(q, v, top_k) for q, v in zip(queries, self.query_vectors(list(queries)))]
+        vectors = self.query_vectors(list(queries))
+        with self.store.snapshot():  # every query sees the same documents, whoever writes meanwhile
+            results = [self._search_one(q, v, top_k) for q, v in zip(queries, vectors)]
         return results[0] if single else results
 
     def query_vectors(self, queries: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -388,6 +409,11 @@ class Index:
         vectors; each sentence is matched to its best passage, densely and lexically, and the
         matches are averaged over the sentences (:mod:`lam.retrieval.fusion`).
         """
+        with self.store.snapshot():
+            self._view.refresh()
+            return self._score_all(query, vectors)
+
+    def _score_all(self, query: str, vectors: tuple[np.ndarray, np.ndarray]):
         view = self._view
         whole, sentences = vectors
         if not view.doc_ids:
@@ -470,23 +496,28 @@ class Index:
         return hits
 
     # ------------------------------------------------------------------ introspection
+    @_locked
     def __len__(self) -> int:
         return self.store.count()
 
+    @_locked
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self.store.has(doc_id)
 
     @_locked
     def stats(self) -> dict[str, Any]:
         """Documents, passages, tokens, characters, bytes on disk, bytes per token, search mode."""
-        totals = self.store.totals()
+        with self.store.snapshot():
+            self._view.refresh()
+            totals = self.store.totals()
+            mode = self._view.mode()
         size = self.store.size_bytes()
         return {
             "path": self.path,
             **totals,
             "bytes": size,
             "bytes_per_token": size / totals["tokens"] if totals["tokens"] else None,
-            "search": self._view.mode(),
+            "search": mode,
             "fusion": self.weights.as_dict(),
             "model": self.store.meta.get("model"),
         }

@@ -87,37 +87,84 @@ def vectors_from_blobs(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dim).astype(np.float32)
 
 
-class IndexStore:
-    """SQLite access for :class:`lam.retrieval.Index`; knows tables, not ranking."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_TIMEOUT = 30.0  # seconds a writer waits for another process's write to finish
 
-    def __init__(self, path: str | Path, model_info: dict[str, str]) -> None:
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def check_index_path(path: Path, create: bool | None = None) -> bool:
+    """Whether ``path`` is to become a new index (``create`` as :class:`IndexStore` takes it);
+    :class:`LAMIndexError` for a path that must not be opened. Reads at most the file's header."""
+    if path.is_dir():
+        raise LAMIndexError(f"{path} is a directory, not an index file")
+    if not path.exists():
+        if create is False:
+            raise LAMIndexError(f"no index at {path}")
+        if not path.parent.is_dir():
+            raise LAMIndexError(f"cannot create {path}: folder {path.parent} does not exist")
+        return True
+    if not path.is_file():
+        raise LAMIndexError(f"{path} is not a regular file, not an index")
+    size = path.stat().st_size
+    if size == 0:
+        if create:
+            return True
+        raise LAMIndexError(f"{path} is an empty file, not a LAM index (delete it, or pass create=True)")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise LAMIndexError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    if header != SQLITE_HEADER:
+        raise LAMIndexError(f"{path} is not a LAM index (not an SQLite database)")
+    return False
+
+
+class IndexStore:
+    """SQLite access for :class:`lam.retrieval.Index`; knows tables, not ranking.
+
+    ``create``: None makes a new index only where no file exists; True also takes an empty
+    (0-byte) file; False never creates. Any other file that is not a LAM index is refused.
+    ``timeout``: seconds a write waits for another process's write before :class:`LAMIndexError`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        model_info: dict[str, str],
+        *,
+        create: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.path = str(path)
+        self.timeout = timeout
         memory = self.path == ":memory:"
-        if not memory and Path(self.path).is_dir():
-            raise LAMIndexError(f"{self.path} is a directory, not an index file")
+        new = memory or check_index_path(Path(self.path), create)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL" if not memory else "PRAGMA journal_mode=MEMORY")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            self.db.executescript(_QUERY_SCHEMA)
-            meta = dict(self.db.execute("SELECT key, value FROM meta"))
-        except sqlite3.DatabaseError as exc:
-            raise LAMIndexError(f"{self.path} is not a readable LAM index ({exc})") from exc
-        if not meta:
-            with self.transaction():
-                self.db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [("schema", SCHEMA_VERSION), *sorted(model_info.items())]
-                )
-            meta = dict(self.db.execute("SELECT key, value FROM meta"))
-        if meta.get("schema") != SCHEMA_VERSION:
-            raise LAMIndexError(
-                f"{self.path}: index schema {meta.get('schema')!r}, "
-                f"this LAM reads {SCHEMA_VERSION!r} (rebuild the index)"
-            )
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+        except sqlite3.Error as exc:
+            raise LAMIndexError(f"{self.path} cannot be opened ({exc})") from exc
+        try:
+            with self.errors():
+                if not new:
+                    self._meta()  # before anything that writes: a file that is not an index stays as it was
+                self.db.execute("PRAGMA journal_mode=WAL" if not memory else "PRAGMA journal_mode=MEMORY")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                self.db.execute("PRAGMA foreign_keys=ON")
+                if new:
+                    self._create(model_info)
+                meta = self._meta()
+                for statement in _statements(_QUERY_SCHEMA):  # temp tables: this connection only
+                    self.db.execute(statement)
+        except BaseException:
+            self.db.close()
+            raise
         for key, value in model_info.items():
             if meta.get(key) != value:
+                self.db.close()
                 raise LAMIndexError(
                     f"{self.path} was built with {key}={meta.get(key)!r}, but the model has {value!r}; "
                     "vectors from different models cannot be searched together (rebuild the index)"
@@ -125,12 +172,61 @@ class IndexStore:
         self.meta = meta
         self.dim = int(meta["dim"])
 
+    def _create(self, model_info: dict[str, str]) -> None:
+        """Tables and meta in one transaction: of two processes creating one index, one does it."""
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+                for statement in _statements(_SCHEMA):
+                    self.db.execute(statement)
+                self.db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)", [("schema", SCHEMA_VERSION), *sorted(model_info.items())]
+                )
+
+    def _meta(self) -> dict[str, str]:
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            raise LAMIndexError(f"{self.path} is an SQLite database but not a LAM index (no meta table)")
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise LAMIndexError(
+                f"{self.path}: index schema {meta.get('schema')!r}, "
+                f"this LAM reads {SCHEMA_VERSION!r} (rebuild the index)"
+            )
+        missing = {"documents", "passages", "lexical"} - tables
+        if missing or "dim" not in meta or not meta["dim"].isdigit():
+            raise LAMIndexError(f"{self.path} is not a complete LAM index (missing {sorted(missing) or 'dim'})")
+        return meta
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """SQLite's errors as :class:`LAMIndexError` naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            message = str(exc)
+            if "locked" in message or "busy" in message:
+                raise LAMIndexError(
+                    f"{self.path} is locked by another writer; gave up after {self.timeout:g} s "
+                    "(raise the timeout, or write from one process at a time)"
+                ) from exc
+            if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in message or "not a database" in message):
+                raise LAMIndexError(f"{self.path} is corrupt ({message}); rebuild it or restore a copy") from exc
+            raise LAMIndexError(f"{self.path}: {type(exc).__name__}: {message}") from exc
+
     def close(self) -> None:
         self.db.close()
 
+    def data_version(self) -> int:
+        """A number that changes when another connection (any process) commits a write."""
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All or nothing: commit on success, roll back on any exception."""
+        """All or nothing: commit on success, roll back on any exception.
+
+        ``BEGIN IMMEDIATE`` takes the write lock at once, waiting up to ``timeout`` seconds for
+        another process's write to finish.
+        """
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -138,6 +234,20 @@ class IndexStore:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view of the file for several reads (WAL: writers go on meanwhile)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("SELECT 1 FROM meta LIMIT 1")  # the read (and its snapshot) starts here
+            yield
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
 
     # --- writes (inside a transaction) ---
     def delete(self, doc_id: str) -> bool:
@@ -238,6 +348,8 @@ class IndexStore:
             "FROM passages p JOIN documents d ON d.id = p.doc JOIN lexical l ON l.rowid = p.id WHERE p.id = ?",
             (key,),
         ).fetchone()
+        if row is None:
+            raise LAMIndexError(f"{self.path}: passage {key} is missing (the file changed under this reader)")
         doc_id, ordinal, start, end, bridge, text = row
         if with_bridge:
             text, start = bridge + text, start - len(bridge)

@@ -32,12 +32,24 @@ class DenseView:
         self._loaded = False
         self._appended: list = []
         self._totals: dict[str, int] | None = None
+        self._version = -1
 
     # --- keeping in step with the store ---
     def invalidate(self) -> None:
         self._loaded = False
         self._appended = []
         self._totals = None
+
+    def refresh(self) -> None:
+        """Forget what is cached if another connection (another process) wrote since it was read.
+
+        Call inside :meth:`IndexStore.snapshot`, so the check and the reads see the same file.
+        This connection's own writes leave the version alone: :meth:`added` keeps them in step.
+        """
+        version = self.store.data_version()
+        if version != self._version:
+            self.invalidate()
+            self._version = version
 
     def added(self, docs: list[tuple[int, str]], doc_vectors, passages: list[tuple[int, int, np.ndarray]], replaced):
         """Documents just committed (``(key, id)``, vectors) and their passages ``(key, doc key, vector)``."""

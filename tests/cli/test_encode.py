@@ -64,4 +64,4 @@ def test_bad_inputs_give_usage_errors(tmp_path):
 def test_binary_file_is_a_clear_error(tmp_path):
     (tmp_path / "blob.txt").write_bytes(b"\xff\xfe\x00\x81 binary")
     result = CliRunner().invoke(cli, ["encode", str(tmp_path / "blob.txt")])
-    assert result.exit_code == 1 and "not UTF-8" in result.output
+    assert result.exit_code == 1 and "not utf-8 text" in result.output.lower()

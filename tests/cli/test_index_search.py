@@ -40,7 +40,7 @@ def test_search_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.lam"
     bad.write_bytes(b"not sqlite at all" * 64)
     corrupt = CliRunner().invoke(cli, ["search", "x", "--index", str(bad)])
-    assert corrupt.exit_code != 0 and "not a readable LAM index" in corrupt.output
+    assert corrupt.exit_code != 0 and "not a LAM index" in corrupt.output
     assert bad.read_bytes() == b"not sqlite at all" * 64
     empty = CliRunner().invoke(cli, ["search", "  ", "--index", str(bad)])
     assert empty.exit_code != 0 and "empty" in empty.output
