@@ -15,6 +15,7 @@ naming the file and the problem; nothing is half-loaded.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import torch
@@ -86,21 +87,57 @@ def resolve_model_dir(
         ) from err
 
 
-def verify_checksums(model_dir: Path) -> None:
-    """Compare files with checksums.sha256, when the folder has one."""
+MAX_CHECKSUM_BYTES = 1 << 16
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\\x00]+)")  # `sha256sum` text or binary mode
+
+
+def read_checksums(model_dir: Path) -> dict[str, str]:
+    """The entries of ``checksums.sha256`` (file name → sha256), parsed strictly.
+
+    The listing is a folder's own claim about itself, and hub folders come from anyone: an
+    entry may only name a file directly in the folder (no path, no ``..``), every line must be
+    ``<64 hex digits>  <name>``, no name twice, and the model's own files must all be listed.
+    """
     listing = model_dir / CHECKSUM_FILE
-    if not listing.exists():
-        return
-    for line in listing.read_text().splitlines():
+    if not listing.is_file() or listing.stat().st_size > MAX_CHECKSUM_BYTES:
+        raise WeightsError(f"{listing} must be a regular file of at most {MAX_CHECKSUM_BYTES} bytes")
+    try:
+        text = listing.read_bytes().decode("ascii")
+    except UnicodeDecodeError:
+        raise WeightsError(f"{listing} is not a sha256sum listing (not ASCII text)") from None
+    entries: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        expected, _, name = line.partition("  ")
-        target = model_dir / name.strip()
+        match = _CHECKSUM_LINE.fullmatch(line)
+        if match is None:
+            raise WeightsError(f"{listing}:{lineno} is not '<sha256>  <file name>'")
+        digest, name = match.groups()
+        if name in (".", "..") or name != name.strip():
+            raise WeightsError(f"{listing}:{lineno} names {name!r}, not a file of the model folder")
+        if name in entries:
+            raise WeightsError(f"{listing}:{lineno} lists {name} a second time")
+        entries[name] = digest
+    unlisted = [name for name in REQUIRED_FILES if name not in entries]
+    if unlisted:
+        raise WeightsError(f"{listing} does not list {', '.join(unlisted)}")
+    return entries
+
+
+def verify_checksums(model_dir: Path) -> None:
+    """Compare files with checksums.sha256, when the folder has one; only regular files directly
+    in the folder are read (a symlink is followed, as hub caches use them, but must end at a
+    regular file: never a device or a folder)."""
+    if not (model_dir / CHECKSUM_FILE).exists():
+        return
+    for name, expected in read_checksums(model_dir).items():
+        target = model_dir / name
         if not target.exists():
-            raise WeightsError(f"{target} is listed in {listing.name} but missing")
-        actual = sha256_file(target)
-        if actual != expected.strip():
-            raise WeightsError(f"{target} is corrupt: sha256 {actual[:12]}… does not match {expected[:12]}…")
+            raise WeightsError(f"{target} is listed in {CHECKSUM_FILE} but missing")
+        if not target.is_file():
+            raise WeightsError(f"{target} is listed in {CHECKSUM_FILE} but is not a regular file")
+        if sha256_file(target) != expected:
+            raise WeightsError(f"{target} is corrupt: its sha256 does not match {CHECKSUM_FILE} ({expected[:12]}…)")
 
 
 def load_model_files(model_dir: Path) -> tuple[LAMConfig, dict[str, torch.Tensor], Tokenizer]:

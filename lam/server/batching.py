@@ -1,11 +1,16 @@
-"""Micro-batching: concurrent embedding requests share one model call.
+"""Micro-batching: concurrent embedding requests share one model call, and take turns.
 
-Requests wait in a bounded queue. One worker takes the first request, then every request
-already queued (up to ``max_batch_texts`` texts, waiting at most ``max_wait_ms`` for more),
-runs the model once on all their texts in a worker thread, and hands each request its rows.
-While the model is busy, new requests pile up, so under load batches grow by themselves and
-an idle server answers a lone request with no added wait. A full queue refuses new work at
-once (:class:`QueueFullError`, HTTP 503) instead of letting latency grow without bound.
+Requests wait in a bounded queue. One worker takes the first job, then every text job already
+queued (up to ``max_batch_texts`` texts, waiting at most ``max_wait_ms`` for more), runs the
+model once on all their texts in a worker thread, and hands each request its rows. While the
+model is busy, new requests pile up, so under load batches grow by themselves and an idle
+server answers a lone request with no added wait. A full queue refuses new work at once
+(:class:`QueueFullError`, HTTP 503) instead of letting latency grow without bound.
+
+Jobs run first come, first served, and a request holds at most one job in the queue: a long
+request submits its work in turns (a chunk of texts, a piece of a long text, one query), each
+going to the back of the queue, so short requests that arrive meanwhile wait for one turn, not
+for the whole long request. A job whose request was cancelled (its client went away) is skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +33,9 @@ class QueueFullError(Exception):
 
 @dataclass
 class _Job:
-    texts: list[str]
+    texts: list[str] | None  # None: ``call`` runs alone
     future: asyncio.Future = field(repr=False)
+    call: Callable[[], Any] | None = None
 
 
 class MicroBatcher(Generic[Result]):
@@ -62,11 +68,15 @@ class MicroBatcher(Generic[Result]):
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._running = 0  # requests in the batch being run
+        self._held: _Job | None = None  # a call job met while collecting a batch: it runs next
+        self.calls = 0  # call jobs run
+        self.skipped = 0  # jobs dropped because their request was gone
 
     @property
     def depth(self) -> int:
         """Requests waiting or being run now."""
-        return (self._queue.qsize() if self._queue is not None else 0) + self._running
+        waiting = (self._queue.qsize() if self._queue is not None else 0) + (self._held is not None)
+        return waiting + self._running
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -84,18 +94,34 @@ class MicroBatcher(Generic[Result]):
 
     async def submit(self, texts: list[str]) -> Result:
         """This request's results, computed in some batch; raises QueueFullError when full."""
+        return await self._enqueue(_Job(list(texts), asyncio.get_running_loop().create_future()))
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the worker thread, alone, in its turn (index work, a piece of a long text)."""
+        return await self._enqueue(_Job(None, asyncio.get_running_loop().create_future(), lambda: fn(*args)))
+
+    async def _enqueue(self, job: _Job) -> Any:
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")
-        job = _Job(list(texts), asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise QueueFullError(f"{self.max_queue} requests are already waiting") from None
         return await job.future
 
-    async def _collect(self) -> list[_Job]:
+    async def _next_job(self) -> _Job:
         assert self._queue is not None
-        jobs = [await self._queue.get()]
+        if self._held is not None:
+            job, self._held = self._held, None
+            return job
+        return await self._queue.get()
+
+    async def _collect(self) -> list[_Job]:
+        """The next job; if it is a text job, with the text jobs queued right behind it."""
+        assert self._queue is not None
+        jobs = [await self._next_job()]
+        if jobs[0].texts is None:
+            return jobs
         size = len(jobs[0].texts)
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while size < self.max_batch_texts:
@@ -109,6 +135,9 @@ class MicroBatcher(Generic[Result]):
                     job = await asyncio.wait_for(self._queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
+            if job.texts is None:  # a call runs alone, next: first come, first served
+                self._held = job
+                break
             jobs.append(job)
             size += len(job.texts)
         return jobs
@@ -118,12 +147,27 @@ class MicroBatcher(Generic[Result]):
         while True:
             jobs = await self._collect()
             live = [j for j in jobs if not j.future.done()]  # a client that went away is skipped
+            self.skipped += len(jobs) - len(live)
             self._running = len(live)
             try:
-                if live:
+                if live and live[0].texts is None:
+                    await self._run_call(loop, live[0])
+                elif live:
                     await self._run(loop, live)
             finally:
                 self._running = 0
+
+    async def _run_call(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        try:
+            result = await loop.run_in_executor(self.executor, job.call)
+        except Exception as err:
+            if not job.future.done():
+                job.future.set_exception(err)
+            return
+        finally:
+            self.calls += 1
+        if not job.future.done():
+            job.future.set_result(result)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         texts = [t for j in jobs for t in j.texts]

@@ -48,7 +48,7 @@ def test_a_writer_waits_a_bounded_time_then_fails_with_lam_index_error(shipped_l
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
     started = time.monotonic()
-    with pytest.raises(LAMIndexError, match="locked by another writer.*0.3 s") as caught:
+    with pytest.raises(LAMIndexError, match=r"locked by another writer.*0\.3 s") as caught:
         index.index("blocked", _doc(2))
     assert time.monotonic() - started < 10
     assert str(path) in str(caught.value)
@@ -144,7 +144,7 @@ def test_two_writer_processes_a_reader_process_and_the_server_share_one_index(sh
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), n]) for n in ("w1", "w2")]
     reader = subprocess.Popen([sys.executable, "-c", _READER, str(path), "240"], stdout=subprocess.PIPE, text=True)
     server_errors, server_seen = [], set()
-    with TestClient(create_app(shipped_lam, Index(path, shipped_lam))) as client:
+    with TestClient(create_app(shipped_lam, Index(path, shipped_lam)), base_url="http://localhost") as client:
         while any(p.poll() is None for p in procs):
             r = client.post("/v1/search", json={"query": "kettle note", "top_k": 30})
             if r.status_code != 200:

@@ -180,7 +180,7 @@ def test_503_when_the_queue_is_full(shipped_lam):
             return shipped_lam.encode(*args, **kwargs)
 
     app = create_app(HeldModel(), limits=ServerLimits(max_queue=1, max_batch_texts=1, max_wait_ms=0))
-    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+    with TestClient(app, base_url="http://localhost") as client, ThreadPoolExecutor(2) as pool:
         running = pool.submit(client.post, "/v1/embeddings", json={"input": "first"})
         assert entered.wait(30)
         queued = pool.submit(client.post, "/v1/embeddings", json={"input": "second"})
