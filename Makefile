@@ -36,6 +36,7 @@ bench: install-dev
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_retrieval.py
 	$(PY) benchmarks/bench_server.py
+	$(PY) benchmarks/bench_reliability.py
 	$(PY) benchmarks/bench_ray.py
 
 eval: install-dev

@@ -7,6 +7,10 @@ The encoder runs on the index's own thread while this one writes (:mod:`lam.heap
 Searching scores every document by its best passage, its document vector and BM25, fused as
 :mod:`lam.retrieval.fusion` describes, and names the passage where the answer is.
 
+Several processes may share one index file (SQLite in WAL mode): each search first checks
+SQLite's ``data_version`` and reloads its cached vectors when another connection has committed,
+inside one read snapshot; a write waits up to ``timeout`` seconds for another process's write.
+
 Up to ``exact_limit`` documents every passage is scanned (exact). Above it, and when
 ``usearch`` is installed (``pip install usearch``, the [ann] extra), an HNSW index proposes candidate passages
 and documents, which are then scored exactly like the rest.
