@@ -66,9 +66,16 @@ INDEX_OPTION = click.option(
 
 
 def open_index(
-    index_path: str, model_path: str | None, device: str | None, quantize: str | None, backend: str, must_exist: bool
+    index_path: str,
+    model_path: str | None,
+    device: str | None,
+    quantize: str | None,
+    backend: str,
+    must_exist: bool,
+    timeout: float | None = None,
 ):
-    """The index at ``index_path`` on the chosen model; the file is checked before the model loads."""
+    """The index at ``index_path`` on the chosen model; the file is checked before the model loads.
+    ``timeout``: seconds a write waits for another process's (None: the Index default)."""
     from lam import Index, LAMError
     from lam.retrieval.store import check_index_path
 
@@ -77,6 +84,7 @@ def open_index(
     try:
         check_index_path(Path(index_path), create=False if must_exist else None)
         model = load_model(model_path, device, quantize, backend)
-        return Index(index_path, model, create=False if must_exist else None)
+        waits = {} if timeout is None else {"timeout": timeout}
+        return Index(index_path, model, create=False if must_exist else None, **waits)
     except LAMError as err:
         raise click.ClickException(str(err)) from err

@@ -17,6 +17,13 @@ from lam.cli.options import INDEX_OPTION, input_options, model_options, open_ind
 @INDEX_OPTION
 @input_options
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="documents per commit")
+@click.option(
+    "--wait",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="seconds to wait while another process writes to the index, then fail",
+)
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: when stderr is a terminal)")
 @model_options
 @runtime_options
@@ -24,6 +31,7 @@ def index_command(
     inputs,
     index_path,
     batch_size,
+    wait,
     progress,
     model_path,
     device,
@@ -44,7 +52,7 @@ def index_command(
 
     sources = Inputs(inputs, **source_options)  # the input_options, checked before the model loads
     existed = Path(index_path).exists()
-    index = open_index(index_path, model_path, device, quantize, backend, must_exist=False)
+    index = open_index(index_path, model_path, device, quantize, backend, must_exist=False, timeout=wait)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=sources.count, unit="doc", disable=not show, desc="lam index", file=sys.stderr)
     pending: list[tuple[str, str]] = []

@@ -167,3 +167,23 @@ def test_lam_index_streams_stdin_into_one_document(tmp_path):
     assert result.exit_code == 0, result.output
     hits = _run("search", "quarry workers canal", "--index", str(target), "--json")
     assert json.loads(hits.output.splitlines()[0])["doc_id"] == "stdin"
+
+
+def test_lam_index_waits_a_bounded_time_for_another_writer(tmp_path, shipped_lam):
+    import sqlite3
+
+    from lam.retrieval import Index
+
+    target = tmp_path / "busy.lam"
+    Index(target, shipped_lam).index("first", "An index that another process is writing to.")
+    doc = tmp_path / "a.txt"
+    doc.write_text("A document that has to wait for the other writer.")
+    other = sqlite3.connect(target, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        _one_line_error(_run("index", str(doc), "--index", str(target), "--wait", "0.2"), 1, "locked by another writer")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _run("index", str(doc), "--index", str(target)).exit_code == 0
+    assert len(Index(target, shipped_lam)) == 2
