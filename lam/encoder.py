@@ -18,6 +18,7 @@ from lam.embedding_precision import PRECISIONS, quantize_embeddings
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
 from lam.runner import DocumentStream, check_output_dim, pooled_sums, to_embeddings
+from lam.threads import set_threads
 from lam.tokenization import TextSegmenter, check_unicode
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class LAM:
         unchanged; :mod:`lam.quantization` says which Linears and why).
     :param backend: "onnx" runs texts of one segment (≤ W − 2 tokens) on ONNX Runtime, about
         2× faster on short text with the same embeddings (the ``onnx`` extra; CPU, float32).
+    :param threads: CPU threads, process-wide (torch has one pool per process). None: the CPUs
+        this process may use (affinity and cgroup quota; :mod:`lam.threads`). On a machine
+        where other processes compete for the cores, 1 is often faster.
 
     >>> model = LAM()
     >>> model.encode(["A cat sits.", "A dog runs."]).shape
@@ -72,11 +76,13 @@ class LAM:
         prompts: dict[str, str] | None = None,
         quantize: str | None = None,
         backend: str = "torch",
+        threads: int | None = None,
         revision: str | None = None,
         cache_folder: str | None = None,
         local_files_only: bool = False,
         token: str | None = None,
     ) -> None:
+        set_threads(threads)
         model_dir = resolve_model_dir(
             model_name_or_path,
             revision=revision,

@@ -165,7 +165,10 @@ def bench(inputs, lines, batch_size, n_texts, long_tokens, output_dim, output, m
         texts = synthetic_sentences(model, n_texts)
     if not texts:
         raise click.ClickException("no texts to time")
-    result = {"options": {"quantize": quantize, "backend": backend, "device": str(model.device)}}
+    import torch
+
+    threads = torch.get_num_threads()
+    result = {"options": {"quantize": quantize, "backend": backend, "device": str(model.device), "threads": threads}}
     result["texts"] = measure_texts(model, texts, batch_size=batch_size, output_dim=output_dim)
     if long_tokens:
         result["long_text"] = measure_long_text(model, long_tokens)

@@ -27,8 +27,22 @@ def input_options(f):
     return f
 
 
+def _apply_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    from lam.threads import set_threads
+
+    set_threads(value)  # process-wide, so it applies as soon as the option is read
+
+
 def runtime_options(f):
-    """--quantize and --backend: how the model runs (every command that embeds takes them)."""
+    """--quantize, --backend and --threads: how the model runs (every command that embeds takes them)."""
+    f = click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
+        expose_value=False,
+        callback=_apply_threads,
+        help="CPU threads (default: the CPUs this process may use; 1 is often faster on a busy machine)",
+    )(f)
     f = click.option(
         "--backend",
         type=click.Choice(["torch", "onnx"]),

@@ -4,6 +4,7 @@ every command that loads a model takes the same model options."""
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from lam.cli.main import cli
@@ -17,7 +18,8 @@ def test_bench_prints_figures(tmp_path):
     result = json.loads(out.read_text())
     assert result["texts"]["texts"] == 40 and result["texts"]["texts_per_s"] > 0
     assert result["long_text"]["tokens"] >= 600 and result["long_text"]["tokens_per_s"] > 0
-    assert result["options"] == {"quantize": None, "backend": "torch", "device": "cpu"}
+    threads = torch.get_num_threads()
+    assert result["options"] == {"quantize": None, "backend": "torch", "device": "cpu", "threads": threads}
 
 
 def test_bench_on_given_texts(tmp_path):
