@@ -3,9 +3,10 @@
     python benchmarks/bench_threads.py                 # about 2 minutes on 2 cores
 
 The bundled model encodes the same ~12K-token text (generated prose, seed 1; two warm-up
-runs, then the best of two) in a fresh process per setting: torch's threads at LAM's default
-(:func:`lam.threads.available_cpus`) and at 1, first alone, then while another process spins
-on one core (``while True: pass``), as on a machine that runs other work. Writes
+runs, then the best of two) in a fresh process per setting: LAM's default (adaptive, up to
+:func:`lam.threads.available_cpus`), fixed at the available CPUs (torch's own default here),
+and fixed at 1; first alone, then while another process spins on one core
+(``while True: pass``), as on a machine that runs other work. Writes
 benchmarks/results/threads.{json,md}.
 """
 
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 from bench_core import machine, write_results
+
+from lam.threads import available_cpus
 
 ROOT = Path(__file__).resolve().parents[1]  # the runs import tests.conftest's text generator
 
@@ -52,7 +55,7 @@ def main() -> None:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             time.sleep(1 if busy else 0)
-            for threads in (None, 1):
+            for threads in (None, available_cpus(), 1):
                 r = run(threads)
                 r.update(busy=busy, setting="default" if threads is None else str(threads))
                 r["tokens_per_s"] = r["tokens"] / r["seconds"]

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from lam.layers import RunningPool, masked_sum
 from lam.model import LAMModel, MemoryState
+from lam.threads import adapt as adapt_threads
 from lam.tokenization import IncrementalTokenizer, TextSegmenter, check_unicode
 
 _END = object()
@@ -111,6 +112,7 @@ def pooled_sums(
                 full[rows] = new
         if on_segment is not None:
             on_segment(int(mask.sum()))
+        adapt_threads()
         still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
         active = [i for i, _ in still]
         for i, u in still:
@@ -235,6 +237,7 @@ class DocumentStream:
         body_len = self._segmenter.body_len
         while len(self._pending) >= body_len:
             body, self._pending = self._pending[:body_len], self._pending[body_len:]
+            adapt_threads()
             new_state = self._run(self._pool, body, self._state, write=True)
             self._state = new_state if new_state is not None else self._state
             self._segments += 1

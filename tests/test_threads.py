@@ -56,3 +56,39 @@ def test_lam_and_the_cli_take_threads(restore_threads):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["options"]["threads"] == 1
     assert CliRunner().invoke(cli, ["encode", "-", "--threads", "0"], input="x").exit_code == 2
+
+
+def test_the_default_follows_the_cores_other_processes_leave_free(monkeypatch, restore_threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(lam_threads, "ADAPT_EVERY_S", 0.0)
+    monkeypatch.setattr(lam_threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(lam_threads, "available_cpus", lambda: 2)
+    busy = [1]
+    monkeypatch.setattr(lam_threads, "busy_elsewhere", lambda: busy[0])
+    torch.set_num_threads(2)
+    assert lam_threads.set_threads(None) == 2
+    assert lam_threads.adapt() == 1 == torch.get_num_threads()  # another process holds a core
+    busy[0] = 0
+    assert lam_threads.adapt() == 2 == torch.get_num_threads()  # it finished: both cores again
+    busy[0] = 5
+    assert lam_threads.adapt() == 1  # never below one
+    lam_threads.set_threads(2)  # an explicit count is kept whatever the machine does
+    assert lam_threads.adapt() == 2
+
+
+def test_busy_elsewhere_reads_the_machine():
+    busy = lam_threads.busy_elsewhere()
+    assert busy is None or busy >= 0
+
+
+def test_long_text_work_checks_the_threads_between_segments(monkeypatch, tiny_lam, long_text):
+    import lam.runner
+
+    calls = [0]
+    monkeypatch.setattr(lam.runner, "adapt_threads", lambda: calls.__setitem__(0, calls[0] + 1))
+    tiny_lam.encode(long_text)
+    encoded = calls[0]
+    stream = tiny_lam.stream()
+    stream.feed(long_text)
+    assert encoded > 1 and calls[0] > encoded + 1
