@@ -290,17 +290,29 @@ class LAM:
         if show_progress_bar is None:
             show_progress_bar = total_chars > _PROGRESS_MIN_CHARS and sys.stderr.isatty()
         started = time.perf_counter()
-        bar = tqdm(total=len(texts), unit="text", disable=not show_progress_bar, desc="Encoding")
+        # a text too long to tokenise at once: the bar counts tokens as segments finish (the
+        # total is unknown until the text is read); otherwise it counts texts
+        by_tokens = any(len(t) > self.segmenter.piece_chars for t in texts)
+        bar = tqdm(
+            total=None if by_tokens else len(texts),
+            unit="tok" if by_tokens else "text",
+            unit_scale=by_tokens,
+            disable=not show_progress_bar,
+            desc="Encoding",
+        )
         tokens_before = self._stats["tokens"]
         for idx, batch, bodies in self._length_batches(texts, batch_size):
             one = self._one_segment_bodies(bodies, max_tokens) if self._onnx is not None else None
             if one is not None:
+                before = self._stats["tokens"]
                 sums, counts = self._onnx_pooled(one)  # one segment each: no memory to read
+                bar.update(self._stats["tokens"] - before if by_tokens else 0)
             else:
                 docs = [self._document_iterator(t, b, max_tokens) for t, b in zip(batch, bodies)]
-                sums, counts = self._pooled(docs, bar)
+                sums, counts = self._pooled(docs, bar if by_tokens else None)
             embeddings[idx] = to_embeddings(sums, counts, dim, normalize_embeddings).float().cpu()
-            bar.update(len(batch))
+            if not by_tokens:
+                bar.update(len(batch))
         bar.close()
         self._stats["texts"] += len(texts)
         self._stats["seconds"] += time.perf_counter() - started
@@ -345,11 +357,14 @@ class LAM:
                 yield idx, [texts[i] for i in idx], [bodies.get(i) for i in idx]
             start = end
 
-    def _pooled(self, docs: list[Iterator[list[int]]], bar) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pooled(self, docs: list[Iterator[list[int]]], token_bar=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled sums of documents run segment by segment; ``token_bar`` counts their tokens."""
+
         def on_segment(n_tokens: int) -> None:
             self._stats["tokens"] += n_tokens
             self._stats["segments"] += 1
-            bar.set_postfix(tokens=self._stats["tokens"])  # redraws: one huge text still shows progress
+            if token_bar is not None:
+                token_bar.update(n_tokens)
 
         return pooled_sums(self.model, self.segmenter, docs, on_segment=on_segment)
 
@@ -362,7 +377,7 @@ class LAM:
 
     def _onnx_pooled(self, bodies: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self.segmenter.frame(bodies)
-        self._stats["tokens"] += int(mask.sum())
+        self._stats["tokens"] += int(mask.sum()) - 2 * mask.shape[0]  # text tokens, as count_tokens
         self._stats["segments"] += 1
         return self._onnx.pooled_sums(ids, mask)
 

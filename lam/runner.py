@@ -75,7 +75,7 @@ def pooled_sums(
 
     ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
     oversize batch costs time, never an out-of-memory crash.
-    ``on_segment(n_tokens)`` is called after each step (progress bars).
+    ``on_segment(n_tokens)`` is called after each step with its text tokens (progress bars).
     ``on_step(documents, segment_sums, segment_counts)`` receives each step's per-segment Σ hidden
     and token counts, row k belonging to document ``documents[k]`` (passage vectors for the index).
     """
@@ -111,7 +111,7 @@ def pooled_sums(
             for full, new in zip(state, new_rows):
                 full[rows] = new
         if on_segment is not None:
-            on_segment(int(mask.sum()))
+            on_segment(int(mask.sum()) - 2 * mask.shape[0])  # text tokens: [CLS] and [SEP] left out
         adapt_threads()
         still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
         active = [i for i, _ in still]

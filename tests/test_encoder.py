@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lam.layers import pool_reference
-from tests.conftest import make_tiny_lam, shipped_with_segment_len
+from tests.conftest import generated_prose, make_tiny_lam, shipped_with_segment_len
 
 SENTENCES = ["The cat sat on the mat.", "A dog ran fast.", "", "Memory is long and text is short."]
 
@@ -227,3 +227,25 @@ def test_length_batches_cover_every_text_once_sorted_by_tokens(tiny_lam):
     window = [i for idx, _, _ in batches[:2] for i in idx]  # the first window: 6 texts
     counts = [len(tiny_lam.segmenter.body_ids_batch([texts[i]])[0]) for i in window]
     assert counts[0] == 20_000 and counts[1:] == sorted(counts[1:], reverse=True)
+
+
+def test_the_progress_bar_counts_tokens_when_a_text_is_long(tiny_lam, monkeypatch):
+    from tqdm.auto import tqdm
+
+    import lam.encoder
+
+    bars = []
+
+    class Recorded(tqdm):
+        def close(self):
+            bars.append((self.unit, self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(lam.encoder, "tqdm", Recorded)
+    long = generated_prose(14_000, seed=4)  # over piece_chars: tokenised in pieces
+    assert len(long) > tiny_lam.segmenter.piece_chars
+    tiny_lam.encode(["a short one", long], show_progress_bar=True)
+    tokens = tiny_lam.count_tokens(long) + tiny_lam.count_tokens("a short one")
+    assert bars[-1] == ("tok", tokens, None)  # every token counted once, as segments finish
+    tiny_lam.encode(["one", "two", "three"], show_progress_bar=True)
+    assert bars[-1] == ("text", 3, 3)

@@ -62,13 +62,22 @@ def encode(
             f"at most {full_dim} (the model's dimension), got {output_dim}", param_hint="--output-dim"
         )
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=sources.count, unit="text", disable=not show, desc="lam encode", file=sys.stderr)
+    by_tokens = sources.has_streams  # one streamed text can take minutes: count its tokens
+    bar = tqdm(
+        total=None if by_tokens else sources.count,
+        unit="tok" if by_tokens else "text",
+        unit_scale=by_tokens,
+        disable=not show,
+        desc="lam encode",
+        file=sys.stderr,
+    )
     pending: list[TextSource] = []
 
     with EmbeddingWriter(output, output_dim or full_dim) as writer:
 
         def flush() -> None:
             if pending:
+                tokens = model.stats()["tokens"]
                 rows = model.encode(
                     [s.text for s in pending],
                     batch_size=batch_size,
@@ -77,7 +86,7 @@ def encode(
                 )
                 for src, row in zip(pending, rows):
                     writer.write(src.id, row)
-                bar.update(len(pending))
+                bar.update(model.stats()["tokens"] - tokens if by_tokens else len(pending))
                 pending.clear()
 
         try:
@@ -86,9 +95,10 @@ def encode(
                     flush()
                     stream = model.stream()
                     for piece in src.pieces():
+                        before = stream.tokens
                         stream.feed(piece)
+                        bar.update(stream.tokens - before)
                     writer.write(src.id, stream.embedding(normalize=normalize, output_dim=output_dim))
-                    bar.update(1)
                     continue
                 pending.append(TextSource(src.id, text=src.read()))
                 if len(pending) >= 4 * batch_size:

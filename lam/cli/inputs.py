@@ -230,6 +230,12 @@ class Inputs:
         return None
 
     @property
+    def has_streams(self) -> bool:
+        """Whether a text is streamed (stdin read whole, a file over BIG_FILE): progress is then
+        counted in tokens, since one text can take minutes."""
+        return any(not by_line and (path is None or path.stat().st_size > BIG_FILE) for _, path, by_line in self.items)
+
+    @property
     def count(self) -> int | None:
         """How many texts, when known before reading (no stdin, nothing line by line)."""
         return None if any(path is None or by_line for _, path, by_line in self.items) else len(self.items)

@@ -187,3 +187,11 @@ def test_lam_index_waits_a_bounded_time_for_another_writer(tmp_path, shipped_lam
         other.close()
     assert _run("index", str(doc), "--index", str(target)).exit_code == 0
     assert len(Index(target, shipped_lam)) == 2
+
+
+def test_progress_counts_tokens_for_a_streamed_text(tmp_path, shipped_lam):
+    text = "The ferry leaves at dawn and returns when the tide allows it. " * 100
+    out = tmp_path / "s.npy"
+    result = _run("encode", "-", "-o", str(out), "--progress", input=text.encode())
+    assert result.exit_code == 0, result.output
+    assert f"{shipped_lam.count_tokens(text) / 1000:.2f}ktok" in result.output  # tqdm's unit scale
