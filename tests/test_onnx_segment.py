@@ -47,5 +47,19 @@ def test_mixed_lengths_with_an_open_memory_match_torch(cache, long_text):
 def test_bad_backends_are_clear_errors():
     with pytest.raises(ValueError, match="backend must be"):
         LAM(backend="tensorrt")
-    with pytest.raises(ValueError, match="no device, no quantize"):
-        LAM(quantize="int8", backend="onnx")
+    with pytest.raises(ValueError, match="exported from the float weights"):
+        LAM(quantize="int8").set_backend("onnx")
+
+
+def test_int8_onnx_stays_close_to_float_and_keeps_its_own_index_identity(tmp_path, monkeypatch):
+    """The fastest short-text mode: every MatMul of the one-segment graph on int8."""
+    monkeypatch.setenv("LAM_CACHE", str(tmp_path))
+    texts = ["A cat sits on the mat.", "Stock markets fell sharply on Monday.", "word " * 200]
+    float_lam, fast = LAM(), LAM(backend="onnx", quantize="int8")
+    f, q = float_lam.encode(texts), fast.encode(texts)
+    assert q.shape == (3, 384) and q.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    assert (q * f).sum(1).min() > 0.95  # the stated tolerance, as for torch's int8 mode
+    assert (q * f).sum(1).min() < 1 - 1e-6  # it does run on int8
+    assert fast.weights_sha256.endswith(":int8-onnx") and LAM(quantize="int8").weights_sha256.endswith(":int8")
+    assert any(p.name.endswith("-int8.onnx") for p in (tmp_path / "onnx").iterdir())

@@ -152,7 +152,7 @@ def bench(inputs, lines, batch_size, n_texts, long_tokens, output_dim, output, m
 
     \b
     lam bench                                  # synthetic sentences + one 100K-token text
-    lam bench --backend onnx --quantize int8   # fails: onnx runs the float model
+    lam bench --backend onnx --quantize int8   # the fastest mode for short text
     lam bench notes.txt --lines --long-tokens 0
     """
     from lam.evaluation.throughput import measure_long_text, measure_texts, synthetic_sentences

@@ -48,13 +48,14 @@ def runtime_options(f):
         type=click.Choice(["torch", "onnx"]),
         default="torch",
         show_default=True,
-        help="onnx: one-segment texts (≤ 254 tokens) on ONNX Runtime, about 2x on CPU (needs the onnx extra)",
+        help="onnx: one-segment texts (≤ 254 tokens) on ONNX Runtime, faster on CPU (needs the onnx extra)",
     )(f)
     f = click.option(
         "--quantize",
         type=click.Choice(["int8"]),
         default=None,
-        help="int8: the attention's Linears on int8 kernels (CPU, faster; an index remembers which model built it)",
+        help="int8: the attention's Linears on int8 kernels (with --backend onnx, every MatMul of short texts "
+        "too: the fastest mode); CPU; an index remembers which model built it",
     )(f)
     return f
 
