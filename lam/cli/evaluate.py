@@ -145,33 +145,59 @@ def eval_command(
 @click.option("--long-tokens", default=100_000, show_default=True, type=click.IntRange(min=0), help="0: skip")
 @click.option("--output-dim", default=None, type=click.IntRange(min=1), help="Matryoshka truncation")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JSON")
+@click.option("--modes", "all_modes", is_flag=True, help="time every mode: torch and ONNX, float and int8")
 @model_options
 @runtime_options
-def bench(inputs, lines, batch_size, n_texts, long_tokens, output_dim, output, model_path, device, quantize, backend):
+def bench(
+    inputs,
+    lines,
+    batch_size,
+    n_texts,
+    long_tokens,
+    output_dim,
+    output,
+    all_modes,
+    model_path,
+    device,
+    quantize,
+    backend,
+):
     """How fast is LAM here, with these options? (The full comparison is `make bench`.)
 
     \b
     lam bench                                  # synthetic sentences + one 100K-token text
     lam bench --backend onnx --quantize int8   # the fastest mode for short text
+    lam bench --modes --long-tokens 20000      # every mode a user can choose, side by side
     lam bench notes.txt --lines --long-tokens 0
     """
+    import torch
+
     from lam.evaluation.throughput import measure_long_text, measure_texts, synthetic_sentences
 
     sources = Inputs(inputs, lines=lines) if inputs else None
-    model = load_model(model_path, device, quantize, backend)
-    if sources is not None:
-        texts = [s.read() for s in sources]  # timed texts are held in memory: the timing must not read files
-    else:
-        texts = synthetic_sentences(model, n_texts)
-    if not texts:
-        raise click.ClickException("no texts to time")
-    import torch
-
-    threads = torch.get_num_threads()
-    result = {"options": {"quantize": quantize, "backend": backend, "device": str(model.device), "threads": threads}}
-    result["texts"] = measure_texts(model, texts, batch_size=batch_size, output_dim=output_dim)
-    if long_tokens:
-        result["long_text"] = measure_long_text(model, long_tokens)
+    modes = [(quantize, backend)]
+    if all_modes:
+        modes = [(None, "torch"), ("int8", "torch"), (None, "onnx"), ("int8", "onnx")]
+    runs, texts = [], None
+    for mode_quantize, mode_backend in modes:
+        options = {"quantize": mode_quantize, "backend": mode_backend}
+        try:
+            model = load_model(model_path, device, mode_quantize, mode_backend)
+        except click.ClickException as err:
+            if not all_modes:
+                raise
+            runs.append({"options": options, "unavailable": err.message})  # e.g. no onnxruntime
+            continue
+        if texts is None:
+            texts = [s.read() for s in sources] if sources is not None else synthetic_sentences(model, n_texts)
+            if not texts:
+                raise click.ClickException("no texts to time")
+        options.update(device=str(model.device), threads=torch.get_num_threads())
+        run = {"options": options, "texts": measure_texts(model, texts, batch_size=batch_size, output_dim=output_dim)}
+        if long_tokens and mode_backend == "torch":  # the ONNX modes run long text on torch too
+            run["long_text"] = measure_long_text(model, long_tokens)
+        runs.append(run)
+    result = {"modes": runs} if all_modes else runs[0]
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text + "\n")
