@@ -68,7 +68,9 @@ def set_threads(threads: int | None = None) -> int:
     elif os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         _adaptive["ceiling"] = None
     else:
-        ceiling = min(torch.get_num_threads(), available_cpus())
+        previous = _adaptive["ceiling"]  # set by an earlier call: adapt() may have lowered torch's count since
+        current = torch.get_num_threads() if previous is None else max(previous, torch.get_num_threads())
+        ceiling = min(current, available_cpus())
         _adaptive["ceiling"] = ceiling
         torch.set_num_threads(ceiling)
     return torch.get_num_threads()

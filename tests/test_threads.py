@@ -73,6 +73,8 @@ def test_the_default_follows_the_cores_other_processes_leave_free(monkeypatch, r
     assert lam_threads.adapt() == 2 == torch.get_num_threads()  # it finished: both cores again
     busy[0] = 5
     assert lam_threads.adapt() == 1  # never below one
+    assert lam_threads.set_threads(None) == 2  # a second model keeps the ceiling adapt() lowered from
+    assert lam_threads.adapt() == 1
     lam_threads.set_threads(2)  # an explicit count is kept whatever the machine does
     assert lam_threads.adapt() == 2
 
