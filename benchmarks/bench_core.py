@@ -5,8 +5,8 @@
 
 Writes benchmarks/results/core.{json,md,png}. In one run, with the same threads:
 
-* short: the STS-B test sentences at batch 32 and 128, sentences/s of LAM (fp32, int8, and
-  ``backend="onnx"``) and ``SentenceTransformer(all-MiniLM-L6-v2)``, and the ratio;
+* short: the STS-B test sentences at batch 32 and 128, sentences/s of LAM (fp32, int8,
+  ``backend="onnx"`` and both together) and ``SentenceTransformer(all-MiniLM-L6-v2)``, and the ratio;
 * medium: 256- and 512-token documents, tokens/s, the same four (sentence-transformers with
   ``max_seq_length`` 512, so it reads every token of the 256-token ones and 510 of the 512:
   its limit counts [CLS] and [SEP]; LAM reads a 512-token text as three segments);
@@ -124,13 +124,14 @@ def one_size(n_tokens: int, quantize: str | None = None) -> dict:
 
 
 def encoders() -> dict:
-    """LAM fp32, LAM int8, LAM on ONNX Runtime and sentence-transformers with the teacher's weights
-    (those two when installed)."""
+    """LAM fp32, LAM int8, LAM on ONNX Runtime (fp32 and int8) and sentence-transformers with the
+    teacher's weights (those when installed)."""
     from lam import LAM
 
     out = {"lam": LAM(), "lam-int8": LAM(quantize="int8")}
     try:
         out["lam-onnx"] = LAM(backend="onnx")  # one-segment texts on ONNX Runtime
+        out["lam-onnx-int8"] = LAM(backend="onnx", quantize="int8")  # ... with every MatMul on int8
     except ImportError as err:
         print(f"{err}: no lam-onnx rows", file=sys.stderr)
     try:
