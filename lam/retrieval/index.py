@@ -114,6 +114,30 @@ def _check_metadata(doc_id: str, metadata: Any) -> dict[str, Any] | None:
     return None if metadata is None else dict(metadata)
 
 
+def check_documents(
+    documents: Mapping[str, str] | Iterable[tuple[str, str]],
+    metadata: Iterable[dict[str, Any] | None] | None = None,
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """``(doc_id, text, metadata)`` of each document, all checked (ids: non-empty str, unique;
+    texts: non-empty str; metadata: dict or None) before any is written; raises on the first
+    problem. :meth:`Index.index_many` checks with it, and so does a caller that writes in parts."""
+    items = list(documents.items()) if isinstance(documents, Mapping) else list(documents)
+    metas = [None] * len(items) if metadata is None else list(metadata)
+    if len(metas) != len(items):
+        raise ValueError(f"{len(metas)} metadata entries for {len(items)} documents")
+    seen: set[str] = set()
+    checked = []
+    for k, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise TypeError(f"documents[{k}] must be a (doc_id, text) pair, got {item!r:.80}")
+        doc_id = _check_id(item[0])
+        if doc_id in seen:
+            raise ValueError(f"duplicate doc_id {doc_id!r} in one index_many call")
+        seen.add(doc_id)
+        checked.append((doc_id, _check_text(doc_id, item[1]), _check_metadata(doc_id, metas[k])))
+    return checked
+
+
 def _bridge(previous: str) -> str:
     """The last words of the previous passage: at most BRIDGE_CHARS, starting at a word."""
     if len(previous) <= BRIDGE_CHARS:
@@ -226,20 +250,7 @@ class Index:
         non-empty str). Documents are committed in batches of ``batch_size``: after a crash
         every committed batch is there and nothing of the batch in flight is.
         """
-        items = list(documents.items()) if isinstance(documents, Mapping) else list(documents)
-        metas = [None] * len(items) if metadata is None else list(metadata)
-        if len(metas) != len(items):
-            raise ValueError(f"{len(metas)} metadata entries for {len(items)} documents")
-        seen: set[str] = set()
-        checked = []
-        for k, item in enumerate(items):
-            if not isinstance(item, tuple | list) or len(item) != 2:
-                raise TypeError(f"documents[{k}] must be a (doc_id, text) pair, got {item!r:.80}")
-            doc_id = _check_id(item[0])
-            if doc_id in seen:
-                raise ValueError(f"duplicate doc_id {doc_id!r} in one index_many call")
-            seen.add(doc_id)
-            checked.append((doc_id, _check_text(doc_id, item[1]), _check_metadata(doc_id, metas[k])))
+        checked = check_documents(documents, metadata)
         if not checked:
             return 0
         batch_size = self.batch_size if batch_size is None else batch_size

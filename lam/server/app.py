@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException
 
 from lam.errors import LAMError, LAMIndexError
 from lam.heap import release_free_memory
+from lam.retrieval.index import check_documents
 from lam.server.batching import MicroBatcher, QueueFullError
 from lam.server.guards import (
     LOOPBACK_HOSTS,
@@ -332,13 +333,15 @@ def create_app(
     async def index_documents(body: IndexRequest, request: Request) -> dict[str, Any]:
         target = need_index()
         check_items(len(body.documents), "documents")
-        await token_counts([d.text for d in body.documents], "documents.text")
+        # every document is checked before the first is written, as one index_many call would
+        checked = check_documents([(d.id, d.text) for d in body.documents], [d.metadata for d in body.documents])
+        await token_counts([text for _, text, _ in checked], "documents.text")
 
         async def write() -> int:  # a batch of documents per turn, each batch committed whole
             n, step = 0, target.batch_size
-            for start in range(0, len(body.documents), step):
-                docs = body.documents[start : start + step]
-                pairs, metadata = [(d.id, d.text) for d in docs], [d.metadata for d in docs]
+            for start in range(0, len(checked), step):
+                batch = checked[start : start + step]
+                pairs, metadata = [(d, t) for d, t, _ in batch], [m for _, _, m in batch]
                 n += await batcher.call(lambda p=pairs, m=metadata: target.index_many(p, m, show_progress_bar=False))
             return n
 

@@ -171,3 +171,13 @@ def test_listening_beyond_loopback_without_a_key_is_a_loud_warning(tmp_path, mon
     local = CliRunner().invoke(cli, ["serve", "--host", "127.0.0.1", "--model", missing])
     keyed = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--model", missing], env={"LAM_API_KEY": "k"})
     assert "WARNING" not in local.output and "WARNING" not in keyed.output
+
+
+def test_an_index_request_written_in_turns_is_still_checked_whole_first(shipped_lam):
+    index = Index(":memory:", shipped_lam)
+    docs = [{"id": f"d{i}", "text": f"Note {i} about the harbour."} for i in range(index.batch_size + 1)]
+    docs[-1]["id"] = "d0"  # a duplicate in the second turn's batch
+    with _client(create_app(shipped_lam, index)) as client:
+        refused = client.post("/v1/index", json={"documents": docs})
+        assert refused.status_code == 422 and "duplicate" in refused.json()["error"]["message"]
+        assert len(index) == 0  # the first batch was not written either
