@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -385,6 +386,14 @@ class Index:
         self._view.invalidate()
 
     # ------------------------------------------------------------------ searching
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """One read snapshot of the file, with the cached vectors brought up to it (another
+        process may have written since they were loaded)."""
+        with self.store.snapshot():
+            self._view.refresh()
+            yield
+
     @_locked
     def search(self, query: str | list[str], top_k: int = 10) -> list[Hit] | list[list[Hit]]:
         """Ranked hits for a query (or a list of hits per query for a list of queries)."""
@@ -401,7 +410,7 @@ class Index:
         if not queries:
             return []
         vectors = self.query_vectors(list(queries))
-        with self.store.snapshot():  # every query sees the same documents, whoever writes meanwhile
+        with self._current():  # every query sees the same documents, whoever writes meanwhile
             results = [self._search_one(q, v, top_k) for q, v in zip(queries, vectors)]
         return results[0] if single else results
 
@@ -424,8 +433,7 @@ class Index:
         vectors; each sentence is matched to its best passage, densely and lexically, and the
         matches are averaged over the sentences (:mod:`lam.retrieval.fusion`).
         """
-        with self.store.snapshot():
-            self._view.refresh()
+        with self._current():
             return self._score_all(query, vectors)
 
     def _score_all(self, query: str, vectors: tuple[np.ndarray, np.ndarray]):
@@ -522,8 +530,7 @@ class Index:
     @_locked
     def stats(self) -> dict[str, Any]:
         """Documents, passages, tokens, characters, bytes on disk, bytes per token, search mode."""
-        with self.store.snapshot():
-            self._view.refresh()
+        with self._current():
             totals = self.store.totals()
             mode = self._view.mode()
         size = self.store.size_bytes()
