@@ -149,14 +149,14 @@ class IndexStore:
             raise LAMIndexError(f"{self.path} cannot be opened ({exc})") from exc
         try:
             with self.errors():
-                if not new:
-                    self._meta()  # before anything that writes: a file that is not an index stays as it was
+                # an existing file is read before anything writes: one that is not an index stays as it was
+                meta = None if new else self._meta()
                 self.db.execute("PRAGMA journal_mode=WAL" if not memory else "PRAGMA journal_mode=MEMORY")
                 self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
                 self.db.execute("PRAGMA foreign_keys=ON")
                 if new:
                     self._create(model_info)
-                meta = self._meta()
+                    meta = self._meta()
                 for statement in _statements(_QUERY_SCHEMA):  # temp tables: this connection only
                     self.db.execute(statement)
         except BaseException:
