@@ -167,7 +167,7 @@ class Inputs:
             self.encoding = codecs.lookup(encoding).name
         except LookupError:
             raise click.BadParameter(f"unknown encoding {encoding!r}", param_hint="--encoding") from None
-        self.lines, self.jsonl, self.text_field, self.skip_errors = lines, jsonl, text_field, skip_errors
+        self.jsonl, self.text_field, self.skip_errors = jsonl, text_field, skip_errors
         self.items: list[tuple[str, Path | None, bool]] = []  # (name, file or None for stdin, line by line)
         if list(inputs).count("-") > 1:
             raise click.UsageError("stdin (-) can be read once")
@@ -176,7 +176,7 @@ class Inputs:
                 self.items.append(("stdin", None, lines or bool(jsonl)))
                 continue
             for path in self._files(Path(item), pattern):
-                by_line = lines or (jsonl if jsonl is not None else path.suffix == ".jsonl")
+                by_line = lines or self._is_jsonl(path)
                 problem = self._check(path, by_line)
                 if problem is None:
                     self.items.append((str(path), path, by_line))
