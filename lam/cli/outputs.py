@@ -44,10 +44,10 @@ class EmbeddingWriter:
     """Rows of (id, embedding), to JSON Lines on stdout or into ``output`` (.npy or .jsonl).
 
     ``.npy`` also writes the ids, one per line, to ``output.ids.txt`` (renamed in the same step).
+    ``output`` is checked with :func:`check_output` by the caller, before any work is done.
     """
 
     def __init__(self, output: Path | None, dim: int) -> None:
-        check_output(output)
         self.output, self.dim, self.count = output, dim, 0
         self._ids: list[str] = []
         self._rows: list[np.ndarray] = []
