@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lam.memory.delta_rule import chunked_delta_rule, recurrent_delta_rule
+from lam.memory.delta_rule import BATCH_GROUP, chunked_delta_rule, recurrent_delta_rule
 
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 
@@ -144,3 +144,28 @@ def test_strong_forgetting_stays_finite():
     o, s = chunked_delta_rule(q, k, v, beta, torch.full_like(g, -30.0), s0)
     assert torch.isfinite(o).all() and torch.isfinite(s).all()
     assert rel_err(o, o_ref) < TOL[torch.float32] and rel_err(s, s_ref) < TOL[torch.float32]
+
+
+def test_a_batch_larger_than_one_pass_equals_the_recurrence():
+    """Rows run in groups of BATCH_GROUP (for cache); every row, padded or not, is the reference's."""
+    B = 2 * BATCH_GROUP + 1
+    q, k, v, beta, g, s0 = make_inputs(B=B, T=50)
+    mask = torch.ones(B, 50, dtype=torch.bool)
+    mask[1, 30:] = False
+    mask[B - 1, 7:] = False
+    o_ref, s_ref = recurrent_delta_rule(q, k, v, beta, g, s0, mask=mask)
+    o, s = chunked_delta_rule(q, k, v, beta, g, s0, mask=mask, chunk_size=16)
+    assert rel_err(o, o_ref) < TOL[torch.float64] and rel_err(s, s_ref) < TOL[torch.float64]
+    _, s_write = chunked_delta_rule(None, k, v, beta, g, s0, mask=mask, chunk_size=16)
+    assert rel_err(s_write, s_ref) < TOL[torch.float64]
+
+
+def test_the_in_place_path_equals_the_autograd_path():
+    """Without autograd the kernel overwrites its intermediates; with it, it cannot: same numbers."""
+    q, k, v, beta, g, s0 = make_inputs(T=70)
+    with torch.no_grad():
+        o_fast, s_fast = chunked_delta_rule(q, k, v, beta, g, s0, chunk_size=16)
+    leaves = [x.clone().requires_grad_() for x in (q, k, v, beta, g, s0)]
+    o_grad, s_grad = chunked_delta_rule(*leaves, chunk_size=16)
+    assert o_grad.requires_grad
+    assert rel_err(o_fast, o_grad.detach()) < 1e-12 and rel_err(s_fast, s_grad.detach()) < 1e-12
