@@ -35,6 +35,7 @@ from lam.cli.options import load_model, model_options, runtime_options
             "lam-fast-only",
             "lam-slow-only",
             "lam-int8",
+            "lam-bf16",
             "teacher",
             "teacher-chunk-mean",
             "bm25",
@@ -42,12 +43,12 @@ from lam.cli.options import load_model, model_options, runtime_options
         ]
     ),
     help="lam: the model (--model); lam-memory-off: the same weights with the memory off (windowed "
-    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; lam-int8: the "
-    "model with int8 Linears (--quantize); teacher: "
+    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; lam-int8 / lam-bf16: "
+    "the model with int8 or bf16 Linears (--quantize); teacher: "
     "all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on 256-token chunks, "
     "averaged; bm25: lexical (retrieval suites only); lam-search: the index/search engine (best "
     "passage + document vector + BM25, fused; retrieval suites only). Default: all but the ablations "
-    "and lam-int8.",
+    "and the quantised modes.",
 )
 @click.option(
     "--lengths",
@@ -145,7 +146,9 @@ def eval_command(
 @click.option("--long-tokens", default=100_000, show_default=True, type=click.IntRange(min=0), help="0: skip")
 @click.option("--output-dim", default=None, type=click.IntRange(min=1), help="Matryoshka truncation")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JSON")
-@click.option("--modes", "all_modes", is_flag=True, help="time every mode: torch and ONNX, float and int8")
+@click.option(
+    "--modes", "all_modes", is_flag=True, help="time every mode: torch (float, int8, bf16) and ONNX (float, int8)"
+)
 @model_options
 @runtime_options
 def bench(
@@ -167,6 +170,7 @@ def bench(
     \b
     lam bench                                  # synthetic sentences + one 100K-token text
     lam bench --backend onnx --quantize int8   # the fastest mode for short text
+    lam bench --quantize bf16                  # the fastest for long text (AVX-512 BF16 / AMX)
     lam bench --modes --long-tokens 20000      # every mode a user can choose, side by side
     lam bench notes.txt --lines --long-tokens 0
     """
@@ -177,7 +181,7 @@ def bench(
     sources = Inputs(inputs, lines=lines) if inputs else None
     modes = [(quantize, backend)]
     if all_modes:
-        modes = [(None, "torch"), ("int8", "torch"), (None, "onnx"), ("int8", "onnx")]
+        modes = [(None, "torch"), ("int8", "torch"), ("bf16", "torch"), (None, "onnx"), ("int8", "onnx")]
     runs, texts = [], None
     for mode_quantize, mode_backend in modes:
         options = {"quantize": mode_quantize, "backend": mode_backend}

@@ -52,10 +52,12 @@ def runtime_options(f):
     )(f)
     f = click.option(
         "--quantize",
-        type=click.Choice(["int8"]),
+        type=click.Choice(["int8", "bf16"]),
         default=None,
         help="int8: the attention's Linears on int8 kernels (with --backend onnx, every MatMul of short texts "
-        "too: the fastest mode); CPU; an index remembers which model built it",
+        "too: the fastest mode for short text; CPU); bf16: every Linear and the attention in bfloat16, the "
+        "memory in float32 (the fastest for long text on CPUs with AVX-512 BF16 or AMX); an index remembers "
+        "which model built it",
     )(f)
     return f
 

@@ -27,7 +27,7 @@ from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_split
 SUITES = ("sts", "fidelity", "longembed", "qmsum")
 ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25", "lam-search")
 ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
-QUANTIZED = ("lam-int8",)  # the model with int8 Linears (lam.quantization)
+QUANTIZED = ("lam-int8", "lam-bf16")  # the model with int8 or bf16 Linears (lam.quantization)
 
 
 def make_encoder(

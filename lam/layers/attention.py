@@ -37,6 +37,9 @@ class SegmentMemoryAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x ``[B, T, d]``, mask ``[B, T]`` bool; state ``[B, 2H, D, D]`` or None (empty).
 
+        The attention runs in x's precision, the memory in its own (fp32, see
+        :class:`AssociativeMemory`); the output projection gets x's precision back.
+
         Returns the projected attention output ``[B, T, d]`` and the state after this segment
         (None when ``write_memory`` is False or the layer has no memory).
         """
@@ -52,6 +55,6 @@ class SegmentMemoryAttention(nn.Module):
                 ctx = ctx + self.memory.read(q, state)
             if write_memory:
                 if state is None:
-                    state = self.memory.init_state(B, x.device, x.dtype)
+                    state = self.memory.init_state(B, x.device)
                 new_state = self.memory.write(x, k, v, mask, state)
-        return self.output(ctx.reshape(B, T, -1)), new_state
+        return self.output(ctx.reshape(B, T, -1).to(x.dtype)), new_state

@@ -24,7 +24,10 @@ class LAMBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, state: torch.Tensor | None, write_memory: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        mixed, new_state = self.attention(x, mask, state, write_memory)
+        # The Linears' precision (bf16 with quantize="bf16", else fp32): they get their inputs in
+        # it, while the residual stream and the norms stay fp32 (fp32 + bf16 promotes to fp32).
+        compute = self.ffn_in.weight.dtype
+        mixed, new_state = self.attention(x.to(compute), mask, state, write_memory)
         x = self.attention_norm(x + mixed)
-        x = self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x))))
+        x = self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x.to(compute)))))
         return x, new_state

@@ -64,9 +64,15 @@ class AssociativeMemory(nn.Module):
             raise ValueError(f"timescale must be 'fast' or 'slow', not {timescale!r}")
         self.read_gate[heads[timescale]] = 0.0
 
-    def init_state(self, batch: int, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+    @property
+    def dtype(self) -> torch.dtype:
+        """The memory's precision (its parameters'): the state, reads and writes are computed in
+        it whatever the precision of the layer's Linears, so a bf16 model keeps an fp32 state."""
+        return self.query_map.dtype
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """An empty memory: ``[B, 2H, D, D]`` zeros."""
-        return torch.zeros(batch, 2 * self.num_heads, self.head_dim, self.head_dim, device=device, dtype=dtype)
+        return torch.zeros(batch, 2 * self.num_heads, self.head_dim, self.head_dim, device=device, dtype=self.dtype)
 
     def _map(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Per-head linear map then L2 norm: ``[B, T, H, D] → [B, T, H, D]``."""
@@ -79,6 +85,7 @@ class AssociativeMemory(nn.Module):
         ``[B, H, D, D]`` state first (D² per head), so the tokens are read once, not twice.
         """
         B, H, D = state.shape[0], self.num_heads, self.head_dim
+        q = q.to(self.dtype)
         gates = self.read_gate.view(2, H, 1, 1)
         gated_state = (state.view(B, 2, H, D, D) * gates).sum(1)
         return torch.einsum("bthk,bhkv->bthv", self._map(q, self.query_map), gated_state)
@@ -90,6 +97,7 @@ class AssociativeMemory(nn.Module):
 
         x ``[B, T, hidden]`` is the layer input (drives β and the decay); k, v ``[B, T, H, D]``.
         """
+        x, k, v = x.to(self.dtype), k.to(self.dtype), v.to(self.dtype)
         k_mem = self._map(k, self.key_map)
         beta = torch.sigmoid(self.beta_proj(x))  # [B, T, 2H]: both states share k̃ and v
         g = -self.log_rate.exp() * F.softplus(self.decay_proj(x) + self.decay_bias)

@@ -71,7 +71,7 @@ def test_runtime_options_are_the_same_everywhere():
     """--quantize and --backend reach the model in every command that embeds (an unknown value is a usage error)."""
     for command in ("encode", "index", "search", "bench", "serve"):
         result = CliRunner().invoke(cli, [command, "--help"])
-        assert "--quantize [int8]" in result.output and "--backend [torch|onnx]" in result.output, command
+        assert "--quantize [int8|bf16]" in result.output and "--backend [torch|onnx]" in result.output, command
 
 
 def test_bench_reports_every_mode_a_user_can_choose():
@@ -79,7 +79,7 @@ def test_bench_reports_every_mode_a_user_can_choose():
     assert run.exit_code == 0, run.output
     modes = json.loads(run.output)["modes"]
     chosen = [(m["options"]["quantize"], m["options"]["backend"]) for m in modes]
-    assert chosen == [(None, "torch"), ("int8", "torch"), (None, "onnx"), ("int8", "onnx")]
+    assert chosen == [(None, "torch"), ("int8", "torch"), ("bf16", "torch"), (None, "onnx"), ("int8", "onnx")]
     for m in modes:
         assert m["texts"]["texts_per_s"] > 0 and m["options"]["threads"] >= 1
         assert ("long_text" in m) == (m["options"]["backend"] == "torch")
