@@ -5,19 +5,22 @@
 
 Writes benchmarks/results/core.{json,md,png}. In one run, with the same threads:
 
-* short: the STS-B test sentences at batch 32 and 128, sentences/s of LAM (fp32, int8,
-  ``backend="onnx"`` and both together) and ``SentenceTransformer(all-MiniLM-L6-v2)``, and the ratio;
-* medium: 256- and 512-token documents, tokens/s, the same four (sentence-transformers with
+* short: the STS-B test sentences at batch 32 and 128, sentences/s of every LAM mode (torch
+  fp32, int8 and bf16; ``backend="onnx"`` fp32 and int8) and ``SentenceTransformer(all-MiniLM-L6-v2)``,
+  and the ratio;
+* medium: 256- and 512-token documents, tokens/s, the same modes (sentence-transformers with
   ``max_seq_length`` 512, so it reads every token of the 256-token ones and 510 of the 512:
   its limit counts [CLS] and [SEP]; LAM reads a 512-token text as three segments);
-* long: one streamed text of 1K, 10K, 100K and 1M tokens, each size in a fresh process
+* long: one streamed text of 1K, 10K, 100K and 1M tokens for each torch mode (fp32, int8,
+  bf16; the ONNX modes run long text on torch), each size in a fresh process
   (``--one-size N``): the kernel's peak-RSS counter (VmHWM) is reset after the model is loaded
   and warmed up, and the growth is the new peak minus the RSS then; seconds against tokens are
   fitted by a line (R²). The teacher cannot read such texts, so the comparison is the teacher
   on 256-token chunks, averaged (the usual workaround), at the same sizes;
 * the limit: the model's FLOPs per token (counted by torch's FlopCounterMode on one full
   segment) and this machine's measured fp32 matmul GFLOP/s, so every tokens/s is also a
-  fraction of what the arithmetic allows.
+  fraction of what the arithmetic allows; the record states the shipped fp32 model's long-text
+  speed as that fraction and the bf16 mode's as a multiple of fp32.
 """
 
 from __future__ import annotations
@@ -123,17 +126,26 @@ def one_size(n_tokens: int, quantize: str | None = None) -> dict:
     }
 
 
+MODES = {  # every mode a user can choose: name -> LAM(**options)
+    "lam": {},
+    "lam-int8": {"quantize": "int8"},
+    "lam-bf16": {"quantize": "bf16"},
+    "lam-onnx": {"backend": "onnx"},  # one-segment texts on ONNX Runtime
+    "lam-onnx-int8": {"backend": "onnx", "quantize": "int8"},  # ... with every MatMul on int8
+}
+LONG_MODES = ("lam", "lam-int8", "lam-bf16")  # long text runs on torch in every mode
+
+
 def encoders() -> dict:
-    """LAM fp32, LAM int8, LAM on ONNX Runtime (fp32 and int8) and sentence-transformers with the
-    teacher's weights (those when installed)."""
+    """Every LAM mode and sentence-transformers with the teacher's weights (those installed)."""
     from lam import LAM
 
-    out = {"lam": LAM(), "lam-int8": LAM(quantize="int8")}
-    try:
-        out["lam-onnx"] = LAM(backend="onnx")  # one-segment texts on ONNX Runtime
-        out["lam-onnx-int8"] = LAM(backend="onnx", quantize="int8")  # ... with every MatMul on int8
-    except ImportError as err:
-        print(f"{err}: no lam-onnx rows", file=sys.stderr)
+    out = {}
+    for name, options in MODES.items():
+        try:
+            out[name] = LAM(**options)
+        except ImportError as err:
+            print(f"{err}: no {name} rows", file=sys.stderr)
     try:
         out["sentence-transformers"] = load_teacher()[0]
     except ImportError:
@@ -278,18 +290,22 @@ def linear_fit(rows: list[dict]) -> dict:
     return {"intercept_s": a, "seconds_per_token": b, "r2": r2}
 
 
-def long_text_encode(n_tokens: int = 100_000) -> dict:
-    """`encode` on one in-memory string of about n_tokens tokens."""
+def long_text_encode(n_tokens: int = 100_000) -> list[dict]:
+    """`encode` on one in-memory string of about n_tokens tokens, in each torch mode."""
     from lam import LAM
 
-    model = LAM()
-    text = one_text(n_tokens, model.count_tokens)
-    tokens = model.count_tokens(text)
-    model.encode(text[:20000])
-    t = time.perf_counter()
-    model.encode(text)
-    seconds = time.perf_counter() - t
-    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+    out, text = [], None
+    for mode in LONG_MODES:
+        model = LAM(**MODES[mode])
+        text = text or one_text(n_tokens, model.count_tokens)
+        tokens = model.count_tokens(text)
+        model.encode(text[:20000])
+        t = time.perf_counter()
+        model.encode(text)
+        seconds = time.perf_counter() - t
+        out.append({"mode": mode, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds})
+        print(out[-1], flush=True)
+    return out
 
 
 def markdown(result: dict) -> str:
@@ -320,34 +336,65 @@ def markdown(result: dict) -> str:
         frac = r["tokens_per_s"] / limit["limit_tokens_per_s"]
         lines.append(f"| {r['encoder']} | {r['doc_tokens']} | {r['tokens_per_s']:,.0f} | {ratio:.2f} | {frac:.0%} |")
     lines.append("")
-    lines += [
-        "| one text (tokens) | LAM s | LAM tokens/s | of the limit | peak RSS growth MB | int8 tokens/s | "
-        "int8 RSS MB | teacher chunk-mean tokens/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    int8 = {r["tokens"]: r for r in result["sizes_int8"]}
+    long_modes = [mode for mode in LONG_MODES if result["long"].get(mode)]
+    by_mode = {mode: {r["tokens"]: r for r in result["long"][mode]} for mode in long_modes}
     chunks = {r.get("size", r["tokens"]): r for r in result["chunk_mean"]}  # whole pieces: a little over size
-    for r in result["sizes"]:
-        q, c = int8.get(r["tokens"]), chunks.get(r["tokens"])
+    lines += [
+        "| one text (tokens) | "
+        + " | ".join(f"{mode} tokens/s | of the limit | RSS growth MB" for mode in long_modes)
+        + " | teacher chunk-mean tokens/s |",
+        "|---:|" + "---:|---:|---:|" * len(long_modes) + "---:|",
+    ]
+    for n in sorted(by_mode["lam"]):
+        cells = []
+        for mode in long_modes:
+            r = by_mode[mode].get(n)
+            cells.append(
+                f"{r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / limit['limit_tokens_per_s']:.0%} | "
+                f"{r['peak_rss_growth_mb']:.1f}"
+                if r
+                else "— | — | —"
+            )
+        c = chunks.get(n)
+        lines.append(f"| {n:,} | " + " | ".join(cells) + (f" | {c['tokens_per_s']:,.0f} |" if c else " | — |"))
+    lines.append("")
+    for r in result.get("long_encode", []):
         lines.append(
-            f"| {r['tokens']:,} | {r['seconds']:.1f} | {r['tokens_per_s']:,.0f} | "
-            f"{r['tokens_per_s'] / limit['limit_tokens_per_s']:.0%} | {r['peak_rss_growth_mb']:.1f} | "
-            + (f"{q['tokens_per_s']:,.0f} | {q['peak_rss_growth_mb']:.1f} | " if q else "— | — | ")
-            + (f"{c['tokens_per_s']:,.0f} |" if c else "— |")
+            f"`encode` on one {r['tokens']:,}-token string, {r['mode']}: {r['seconds']:.1f} s, "
+            f"{r['tokens_per_s']:,.0f} tokens/s."
         )
-    if result.get("long_encode"):
-        r = result["long_encode"]
-        lines += [
-            "",
-            f"`encode` on one {r['tokens']:,}-token string: {r['seconds']:.1f} s, {r['tokens_per_s']:,.0f} tokens/s.",
-        ]
-    for label, fit in result["fits"].items():
         lines.append("")
+    lines += [targets(result), ""]
+    for label, fit in result["fits"].items():
         lines.append(
             f"{label}: seconds = {fit['intercept_s']:.3f} + {fit['seconds_per_token'] * 1e6:.1f} µs × tokens, "
             f"R² = {fit['r2']:.5f}."
         )
-    return "\n".join(lines) + "\n"
+        lines.append("")
+    return "\n".join(lines)
+
+
+def targets(result: dict) -> str:
+    """The shipped model's long-text speed as a share of the limit, and bf16's as a multiple of fp32
+    (long texts: 10K tokens and more, streamed, and `encode` on one string)."""
+    limit = result["limit"]["limit_tokens_per_s"]
+    fp32 = {r["tokens"]: r["tokens_per_s"] for r in result["long"]["lam"] if r["tokens"] >= 10_000}
+    bf16 = {r["tokens"]: r["tokens_per_s"] for r in result["long"].get("lam-bf16", []) if r["tokens"] >= 10_000}
+    encode = {r["mode"]: r["tokens_per_s"] for r in result.get("long_encode", [])}
+    shares = [fp32[n] / limit for n in sorted(fp32)]
+    text = (
+        "Long text (10K tokens and more, streamed): the shipped fp32 model runs at "
+        + ", ".join(f"{x:.0%}" for x in shares)
+        + " of the fp32 limit"
+    )
+    if "lam" in encode:
+        text += f" ({encode['lam'] / limit:.0%} through `encode` on one string)"
+    if bf16:
+        ratios = [bf16[n] / fp32[n] for n in sorted(bf16) if n in fp32]
+        text += "; bf16 runs at " + ", ".join(f"{x:.2f}×" for x in ratios) + " the fp32 speed"
+        if "lam-bf16" in encode and "lam" in encode:
+            text += f" ({encode['lam-bf16'] / encode['lam']:.2f}× through `encode`)"
+    return text + "."
 
 
 def plot(result: dict, path: Path) -> None:
@@ -356,18 +403,25 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    curves = (("sizes", "LAM fp32 (streamed)"), ("sizes_int8", "LAM int8"), ("chunk_mean", "teacher chunk-mean"))
-    for key, label in curves:
-        rows = result[key]
-        if rows:
-            ax.plot([r["tokens"] for r in rows], [r["tokens_per_s"] for r in rows], marker="o", label=label)
+    fig, ax = plt.subplots(figsize=(7.2, 4.5))
+    for mode in MODES:
+        medium = [r for r in result["medium"] if r["encoder"] == mode]
+        long = result["long"].get(mode, [])
+        points = [(r["doc_tokens"], r["tokens_per_s"]) for r in medium]
+        points += [(r["tokens"], r["tokens_per_s"]) for r in long]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=mode)
+    points = [(r["doc_tokens"], r["tokens_per_s"]) for r in result["medium"] if r["encoder"] == "sentence-transformers"]
+    points += [(r["tokens"], r["tokens_per_s"]) for r in result["chunk_mean"]]
+    if points:
+        ax.plot(*zip(*points), marker="s", linestyle=":", color="black", label="teacher (chunk-mean past 512)")
     ax.axhline(result["limit"]["limit_tokens_per_s"], color="grey", linestyle="--", label="fp32 limit")
     ax.set_xscale("log")
-    ax.set_xlabel("tokens in one text")
+    ax.set_xlabel("tokens per text (256 and 512: 128 documents at batch 32; longer: one text, streamed)")
     ax.set_ylabel("tokens/s")
-    ax.set_title(f"One long text, {result['machine']['cpu']}, {result['machine']['torch_threads']} threads")
-    ax.legend()
+    m = result["machine"]
+    ax.set_title(f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} threads, {result['date']}", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -390,13 +444,15 @@ def main() -> None:
     result["medium"] = medium_documents(models)
     del models
     result["long_encode"] = long_text_encode()
-    result["sizes"] = [in_fresh_process(__file__, "--one-size", n) for n in sizes]
-    result["sizes_int8"] = [in_fresh_process(__file__, "--one-size", n, "--quantize", "int8") for n in sizes]
+    result["long"] = {}
+    for mode in LONG_MODES:
+        extra = ("--quantize", MODES[mode]["quantize"]) if "quantize" in MODES[mode] else ()
+        result["long"][mode] = [in_fresh_process(__file__, "--one-size", n, *extra) for n in sizes]
     try:
         result["chunk_mean"] = chunk_mean(sizes)
     except ImportError:
         result["chunk_mean"] = []
-    result["fits"] = {"LAM fp32": linear_fit(result["sizes"]), "LAM int8": linear_fit(result["sizes_int8"])}
+    result["fits"] = {mode: linear_fit(rows) for mode, rows in result["long"].items()}
     if result["chunk_mean"]:
         result["fits"]["teacher chunk-mean"] = linear_fit(result["chunk_mean"])
     write_results("core", result, markdown(result))
