@@ -16,13 +16,15 @@ from lam.cli.options import load_model, model_options, runtime_options
     "--suite",
     "suites",
     multiple=True,
-    type=click.Choice(["sts", "fidelity", "longembed", "qmsum"]),
+    type=click.Choice(["sts", "fidelity", "longembed", "qmsum", "genres"]),
     help="sts: STS-B test/dev, SICK-R test, STS12-15 (cosine Spearman x100, as MTEB). "
     "fidelity: mean cosine to the teacher with full 512-token attention on 128 held-out 510-token "
     "passages (dense encoders only). "
     "longembed: regenerated passkey + needle, 100 docs / 50 queries per length, nDCG@1 per length "
     "and their mean. qmsum: QMSum val, 35 transcripts, 272 queries as questions and as answer "
-    "summaries, nDCG@10. Repeatable; default: all four.",
+    "summaries, nDCG@10. genres: long documents of twelve kinds, nDCG@10 per kind and their mean "
+    "(QMSum val meetings, queries and answers; L-Eval's 176 documents of eleven kinds pooled into one "
+    "corpus, its questions and reference answers or summaries as queries). Repeatable; default: all five.",
 )
 @click.option(
     "--encoder",

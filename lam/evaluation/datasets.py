@@ -1,4 +1,5 @@
-"""Evaluation sets read from ../shared/data: STS pairs and QMSum long-document retrieval."""
+"""Evaluation sets read from ../shared/data: STS pairs and long-document retrieval (QMSum meetings,
+L-Eval's documents of eleven kinds)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,62 @@ def load_qmsum(variant: str = "query") -> RetrievalSplit:
                 queries[qid] = info["query"] if variant == "query" else info["answer"]
                 qrels[qid] = {meeting["id"]}
     return RetrievalSplit(f"qmsum-{variant}", corpus, queries, qrels, "ndcg_at_10")
+
+
+LEVAL_TASKS = (  # the L-Eval tasks in ../shared/data/leval: one kind of long document each
+    "financial_qa",  # earnings calls
+    "gov_report_summ",  # government reports
+    "legal_contract_qa",  # contracts
+    "multidoc_qa",  # help-centre pages
+    "natural_question",  # Wikipedia pages
+    "news_summ",  # news articles
+    "paper_assistant",  # research papers
+    "patent_summ",  # patents
+    "review_summ",  # hotel reviews
+    "scientific_qa",  # research papers, questions
+    "tv_show_summ",  # TV transcripts
+)
+
+
+def load_leval(variant: str = "question") -> list[RetrievalSplit]:
+    """L-Eval's long documents pooled into one corpus (identical texts merged: 199 documents),
+    and one split per task (kind of document) whose queries are that task's instructions
+    (``variant="question"``) or reference outputs, answers or summaries (``"reference"``), each
+    relevant to the document it was written for.
+
+    A query text given for more than one distinct document (a generic "Please summarize these
+    news articles.", a one-word answer) identifies none and is left out, so the summary tasks
+    have references but no questions. Splits left without queries are not returned. Every split
+    holds the same corpus object, so a retriever embeds or indexes it once.
+    """
+    if variant not in ("question", "reference"):
+        raise ValueError(f"variant must be 'question' or 'reference', got {variant!r}")
+    field_name = "instructions" if variant == "question" else "outputs"
+    corpus: dict[str, str] = {}  # doc id -> text, one id per distinct text
+    doc_of_text: dict[str, str] = {}
+    records: list[tuple[str, str, list[str]]] = []  # (task, doc id, query texts)
+    for task in LEVAL_TASKS:
+        with open(require(f"leval/{task}.jsonl"), encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                record = json.loads(line)
+                doc_id = doc_of_text.setdefault(record["input"], f"{task}/{i}")
+                corpus.setdefault(doc_id, record["input"])
+                records.append((task, doc_id, [q.strip() for q in record[field_name]]))
+    docs_of_query: dict[str, set[str]] = {}
+    for _, doc_id, texts in records:
+        for text in texts:
+            docs_of_query.setdefault(text, set()).add(doc_id)
+    splits = []
+    for task in LEVAL_TASKS:
+        queries, qrels = {}, {}
+        for _, doc_id, texts in (r for r in records if r[0] == task):
+            for text in texts:
+                if text and docs_of_query[text] == {doc_id}:
+                    qid = f"{doc_id}-{len(queries)}"
+                    queries[qid], qrels[qid] = text, {doc_id}
+        if queries:
+            splits.append(RetrievalSplit(f"leval-{task}-{variant}", corpus, queries, qrels, info={"genre": task}))
+    return splits
 
 
 FIDELITY_SEED = 512

@@ -171,10 +171,13 @@ class BM25(Retriever):
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
         import bm25s
 
-        retriever = bm25s.BM25(k1=1.5, b=0.75)
-        retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+        key = corpus_key(corpus)  # one corpus scored with many query sets is indexed once
+        if getattr(self, "_corpus_key", None) != key:
+            self._retriever = bm25s.BM25(k1=1.5, b=0.75)
+            self._retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+            self._corpus_key = key
         q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
-        return np.stack([retriever.get_scores(q) for q in q_tokens])
+        return np.stack([self._retriever.get_scores(q) for q in q_tokens])
 
 
 class LAMSearch(Retriever):

@@ -28,6 +28,7 @@ def markdown_table(record: dict) -> str:
     have_fidelity = any("fidelity" in r for r in results.values())
     have_long = any("passkey" in r for r in results.values())
     have_qmsum = any("qmsum" in r for r in results.values())
+    have_genres = any("genres" in r for r in results.values())
     if have_sts:
         header += [label for key, label in STS_COLUMNS if any(key in r.get("sts", {}) for r in results.values())]
     if have_fidelity:
@@ -36,6 +37,8 @@ def markdown_table(record: dict) -> str:
         header += ["Passkey nDCG@1", "Needle nDCG@1"]
     if have_qmsum:
         header += ["QMSum query nDCG@10", "QMSum answer nDCG@10"]
+    if have_genres:
+        header += ["genres mean nDCG@10"]
     for name, r in results.items():
         row = [name]
         if have_sts:
@@ -47,6 +50,8 @@ def markdown_table(record: dict) -> str:
             row += [_fmt(r.get(t, {}).get("mean_ndcg_at_1")) for t in ("passkey", "needle")]
         if have_qmsum:
             row += [_fmt(r.get("qmsum", {}).get(v, {}).get("ndcg_at_10")) for v in ("query", "answer")]
+        if have_genres:
+            row += [_fmt(r.get("genres", {}).get("mean_ndcg_at_10"))]
         rows.append(row)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -77,6 +82,8 @@ def markdown_table(record: dict) -> str:
                     per = r[task]["per_length"]
                     cells = [f"{per[str(L)]['ndcg_at_1']:.0f}" if str(L) in per else "–" for L in run["lengths"]]
                     lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if have_genres:
+        lines += ["", *genre_table(results)]
     lines += [
         "",
         f"Machine: {run['machine']['cpu']} ({run['machine']['threads']} threads), torch "
@@ -84,6 +91,30 @@ def markdown_table(record: dict) -> str:
         f"{run['date']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def genre_table(results: dict) -> list[str]:
+    """One row per kind of long document, one column per encoder (nDCG@10, the mean of the
+    genre's query variants), the mean over genres last; then the splits with their query counts."""
+    names = [n for n, r in results.items() if "genres" in r]
+    first = results[names[0]]["genres"]
+    lines = [
+        "Long documents of many kinds (nDCG@10; a genre's score is the mean of its query variants; "
+        "L-Eval's 176 distinct documents are one pooled corpus, QMSum val's 35 meetings another):",
+        "",
+        "| genre | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for genre in first["per_genre"]:
+        cells = [_fmt(results[n]["genres"]["per_genre"].get(genre)) for n in names]
+        lines.append(f"| {genre} | " + " | ".join(cells) + " |")
+    means = [f"**{results[n]['genres']['mean_ndcg_at_10']:.2f}**" for n in names]
+    lines.append("| **mean** | " + " | ".join(means) + " |")
+    lines += ["", "| split | queries | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for key, scores in first["per_split"].items():
+        cells = [_fmt(results[n]["genres"]["per_split"].get(key, {}).get("ndcg_at_10")) for n in names]
+        lines.append(f"| {key} | {scores['queries']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot_longembed(record: dict, path: Path) -> Path | None:

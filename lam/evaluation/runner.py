@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_fidelity_texts, load_qmsum, load_sts
+from lam.evaluation.datasets import STS_SETS, RetrievalSplit, load_fidelity_texts, load_leval, load_qmsum, load_sts
 from lam.evaluation.encoders import (
     BM25,
     DenseEncoder,
@@ -24,7 +24,7 @@ from lam.evaluation.encoders import (
 from lam.evaluation.metrics import ndcg_at_k, spearman
 from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS, synthetic_splits
 
-SUITES = ("sts", "fidelity", "longembed", "qmsum")
+SUITES = ("sts", "fidelity", "longembed", "qmsum", "genres")
 ENCODERS = ("lam", "lam-memory-off", "teacher", "teacher-chunk-mean", "bm25", "lam-search")
 ABLATIONS = ("lam-fast-only", "lam-slow-only")  # memory ablations: only one state is read
 QUANTIZED = ("lam-int8", "lam-bf16")  # the model with int8 or bf16 Linears (lam.quantization)
@@ -72,7 +72,8 @@ def score_retrieval(retriever: Retriever, split: RetrievalSplit) -> dict[str, fl
     doc_ids, qids = list(split.corpus), list(split.queries)
     scores = retriever.score([split.queries[q] for q in qids], [split.corpus[d] for d in doc_ids])
     relevant = [split.qrels[q] for q in qids]
-    return {f"ndcg_at_{k}": 100 * ndcg_at_k(scores, doc_ids, relevant, k) for k in (1, 10)}
+    out = {f"ndcg_at_{k}": 100 * ndcg_at_k(scores, doc_ids, relevant, k) for k in (1, 10)}
+    return {**out, "queries": len(qids)}
 
 
 class FullAttentionTeacher:
@@ -101,6 +102,16 @@ def score_fidelity(encoder: DenseEncoder, texts: list[str], teacher: FullAttenti
     ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
     cos = (ours * teacher.embed(texts)).sum(1)
     return {"mean_cosine": float(cos.mean()), "p5_cosine": float(np.percentile(cos, 5)), "texts": len(texts)}
+
+
+def summarize_genres(per_split: dict[str, dict]) -> dict:
+    """Splits ``"<genre>/<variant>"`` → each genre's nDCG@10 (the mean of its query variants) and
+    the mean over genres, so every kind of document counts once whatever its number of queries."""
+    by_genre: dict[str, list[float]] = {}
+    for key, scores in per_split.items():
+        by_genre.setdefault(key.split("/")[0], []).append(scores["ndcg_at_10"])
+    per_genre = {genre: float(np.mean(values)) for genre, values in by_genre.items()}
+    return {"per_split": per_split, "per_genre": per_genre, "mean_ndcg_at_10": float(np.mean(list(per_genre.values())))}
 
 
 def _git_commit() -> str | None:
@@ -157,6 +168,10 @@ def run_evaluation(
             tasks += [(task, str(s.info["length"]), s) for s in synthetic_splits(task, lengths, seed, n_docs)]
     if "qmsum" in suites:
         tasks += [("qmsum", variant, load_qmsum(variant)) for variant in ("query", "answer")]
+    if "genres" in suites:
+        tasks += [("genres", f"meetings/{variant}", load_qmsum(variant)) for variant in ("query", "answer")]
+        for variant in ("question", "reference"):  # one pooled corpus: consecutive, embedded once
+            tasks += [("genres", f"{split.info['genre']}/{variant}", split) for split in load_leval(variant)]
 
     record = {
         "run": {
@@ -189,6 +204,8 @@ def run_evaluation(
             else:
                 results.setdefault(suite, {})[key] = score_retrieval(encoder, data)
             seconds[suite] = seconds.get(suite, 0.0) + time.perf_counter() - t
+        if "genres" in results:
+            results["genres"] = summarize_genres(results["genres"])
         for task in ("passkey", "needle"):
             if task in results:
                 per_length = results[task]
