@@ -86,8 +86,10 @@ def pooled_sums(
     active = list(range(B))
     current = [next(doc) for doc in documents]
     reads_memory = model.memory_is_read()  # a memory nobody reads is not worth writing
+    first = True
     while active:
         upcoming = [next(documents[i], _END) for i in active]
+        whole = [first and u is _END for u in upcoming]  # documents of one segment (cheap to pool)
         write = reads_memory and any(u is not _END for u in upcoming)
         ids, mask = segmenter.frame([current[i] for i in active], device)
         rows = torch.tensor(active, device=device)
@@ -98,7 +100,7 @@ def pooled_sums(
             sl = slice(g, g + group)
             sub_state = None if step_state is None else [s[sl] for s in step_state]
             total, count, hidden, new_state = _step(model, ids[sl], mask[sl], sub_state, write)
-            pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]))  # rows are pooled independently
+            pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]), whole[sl])  # rows pooled independently
             sum_parts.append(total)
             count_parts.append(count)
             state_parts.append(new_state)
@@ -113,6 +115,7 @@ def pooled_sums(
         if on_segment is not None:
             on_segment(int(mask.sum()) - 2 * mask.shape[0])  # text tokens: [CLS] and [SEP] left out
         adapt_threads()
+        first = False
         still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
         active = [i for i, _ in still]
         for i, u in still:

@@ -143,6 +143,7 @@ class RunningPool:
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)  # "segment-idf": Σ h so far, for the gate
         self.ids = [_IdStats(dim, device) for _ in range(batch)] if pooling == "segment-idf" else None
+        self.whole = torch.zeros(batch, dtype=torch.bool, device=device)  # one-segment documents (see add)
 
     def add(
         self,
@@ -150,16 +151,32 @@ class RunningPool:
         segment_sum: torch.Tensor,
         segment_count: torch.Tensor,
         tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        whole: list[bool] | None = None,
     ) -> None:
         """Pool one segment per listed document (``segment_sum [R, D]``, ``segment_count [R]``).
 
         ``tokens`` = (hidden ``[R, T, D]``, mask ``[R, T]``, ids ``[R, T]``), needed for segment IDF.
+        ``whole[k]`` says row k's document is this one segment in all (its first and last): segment
+        IDF leaves such a text its token mean (at most W − 2 ≤ M text tokens: u = 1; w₁ = 1), so
+        it is pooled as the mean, without the per-id sums (most of the pooling's cost on short text).
         """
         rows = torch.as_tensor(rows, device=self.total.device)
         if self.pooling == "mean":
             self.total[rows] += segment_sum
             self.count[rows] += segment_count
             return
+        if whole is not None and any(whole):
+            flags = torch.as_tensor(whole, device=rows.device)
+            one = rows[flags]
+            self.total[one] += segment_sum[flags]
+            self.count[one] += segment_count[flags]
+            self.whole[one] = True
+            if bool(flags.all()):
+                return
+            keep = ~flags
+            rows, segment_sum, segment_count = rows[keep], segment_sum[keep], segment_count[keep]
+            if tokens is not None:
+                tokens = tuple(t[keep] for t in tokens)
         if tokens is None:
             raise ValueError("segment-idf pooling needs each segment's (hidden, mask, ids)")
         weight = redundancy_weight(segment_sum, self.seen[rows])  # the gated sums live per id in self.ids
@@ -174,13 +191,15 @@ class RunningPool:
         copy.pooling = self.pooling
         copy.total, copy.count, copy.seen = self.total.clone(), self.count.clone(), self.seen.clone()
         copy.ids = None if self.ids is None else [s.clone() for s in self.ids]
+        copy.whole = self.whole.clone()
         return copy
 
     def sums(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled (total ``[B, D]``, weight ``[B]``): ``total / weight`` is each embedding."""
         if self.ids is None:
             return self.total, self.count
-        pairs = [s.sums() for s in self.ids]
+        whole = self.whole.tolist()
+        pairs = [(self.total[r], self.count[r]) if whole[r] else s.sums() for r, s in enumerate(self.ids)]
         return torch.stack([t for t, _ in pairs]), torch.stack([c for _, c in pairs])
 
 

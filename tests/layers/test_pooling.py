@@ -33,8 +33,11 @@ def _random_documents(seed: int = 0, dim: int = 8, vocab: int = 12, lengths=(1, 
 
 
 @pytest.mark.parametrize("pooling", ["segment-idf", "mean"])
-def test_running_pool_equals_the_token_by_token_reference(pooling):
-    docs = _random_documents()
+@pytest.mark.parametrize("flag_whole", [False, True])
+def test_running_pool_equals_the_token_by_token_reference(pooling, flag_whole):
+    """With ``flag_whole`` the one-segment documents are flagged as whole (pooled as their mean,
+    as pooled_sums does); the vectors do not change."""
+    docs = _random_documents(lengths=(1, 3, 1, 6, 120))
     assert sum(len(i) - 2 for i in docs[-1][1]) > IDF_MIN_TEXT_TOKENS  # the IDF really applies to one
     pool = RunningPool(len(docs), 8, pooling)
     for step in range(max(len(s) for s, _ in docs)):  # documents drop out as they end, as in pooled_sums
@@ -46,7 +49,8 @@ def test_running_pool_equals_the_token_by_token_reference(pooling):
         for k, i in enumerate(rows):
             n = len(docs[i][1][step])
             hidden[k, :n], mask[k, :n], ids[k, :n] = docs[i][0][step], True, torch.tensor(docs[i][1][step])
-        pool.add(rows, *masked_sum(hidden, mask), (hidden, mask, ids))
+        whole = [step == 0 and len(docs[i][0]) == 1 for i in rows] if flag_whole else None
+        pool.add(rows, *masked_sum(hidden, mask), (hidden, mask, ids), whole)
     expected = torch.stack([pool_reference(s, i, pooling) for s, i in docs])
     torch.testing.assert_close(to_embeddings(*pool.sums(), normalize=False), expected, rtol=1e-5, atol=1e-5)
 
