@@ -177,7 +177,8 @@ class BM25(Retriever):
             self._retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
             self._corpus_key = key
         q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
-        return np.stack([self._retriever.get_scores(q) for q in q_tokens])
+        # a query of stop words only ("Is it?") has no terms: it scores 0 everywhere
+        return np.stack([self._retriever.get_scores(q) if q else np.zeros(len(corpus)) for q in q_tokens])
 
 
 class LAMSearch(Retriever):

@@ -53,3 +53,11 @@ def test_the_genres_suite_scores_every_kind_and_reports_them():
     assert 30 < genres["mean_ndcg_at_10"] < 100
     table = markdown_table(record)
     assert "| **mean** |" in table and "| tv_show_summ/reference | 14 |" in table
+
+
+def test_bm25_scores_a_query_of_stop_words_as_zero():
+    pytest.importorskip("bm25s")
+    from lam.evaluation.encoders import BM25
+
+    scores = BM25().score(["Is it?", "the budget meeting"], ["the budget was approved", "a meeting about it"])
+    assert scores.shape == (2, 2) and not scores[0].any() and scores[1].any()
