@@ -94,3 +94,11 @@ def test_long_text_work_checks_the_threads_between_segments(monkeypatch, tiny_la
     stream = tiny_lam.stream()
     stream.feed(long_text)
     assert encoded > 1 and calls[0] > encoded + 1
+
+
+def test_every_command_that_runs_the_model_takes_threads():
+    from lam.cli.main import cli
+
+    for command in ("encode", "index", "search", "serve", "eval", "bench", "distill", "embed-corpus", "import-corpus"):
+        result = CliRunner().invoke(cli, [command, "--help"])
+        assert result.exit_code == 0 and "--threads" in result.output, command

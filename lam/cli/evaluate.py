@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from lam.cli.inputs import Inputs
-from lam.cli.options import load_model, model_options, runtime_options
+from lam.cli.options import load_model, model_options, runtime_options, threads_option
 
 
 @click.command(name="eval")
@@ -86,6 +86,7 @@ from lam.cli.options import load_model, model_options, runtime_options
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @model_options
+@threads_option
 def eval_command(
     suites, encoders, lengths, n_docs, seed, out_dir, name, fusion_weights, progress, model_path, device
 ) -> None:

@@ -33,8 +33,8 @@ def _apply_threads(ctx: click.Context, param: click.Parameter, value: int | None
     set_threads(value)  # process-wide, so it applies as soon as the option is read
 
 
-def runtime_options(f):
-    """--quantize, --backend and --threads: how the model runs (every command that embeds takes them)."""
+def threads_option(f):
+    """--threads: CPU threads for the whole process (every command that runs the model takes it)."""
     f = click.option(
         "--threads",
         type=click.IntRange(min=1),
@@ -43,6 +43,12 @@ def runtime_options(f):
         callback=_apply_threads,
         help="CPU threads (default: the CPUs this process may use; 1 is often faster on a busy machine)",
     )(f)
+    return f
+
+
+def runtime_options(f):
+    """--quantize, --backend and --threads: how the model runs (every command that embeds takes them)."""
+    f = threads_option(f)
     f = click.option(
         "--backend",
         type=click.Choice(["torch", "onnx"]),

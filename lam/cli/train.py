@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lam.cli.options import model_options
+from lam.cli.options import model_options, threads_option
 
 
 @click.command()
@@ -41,6 +41,7 @@ from lam.cli.options import model_options
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @model_options
+@threads_option
 def distill(
     stage,
     long_segments,
