@@ -46,8 +46,10 @@ class SegmentMemoryAttention(nn.Module):
         B, T, _ = x.shape
         heads = (B, T, self.num_heads, self.head_dim)
         q, k, v = self.query(x).view(heads), self.key(x).view(heads), self.value(x).view(heads)
+        # An additive mask: with a boolean one the bf16 CPU kernel runs 3x slower (fp32: the same).
+        bias = torch.zeros(B, 1, 1, T, dtype=q.dtype, device=x.device).masked_fill(~mask[:, None, None, :], -torch.inf)
         ctx = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask[:, None, None, :]
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=bias
         ).transpose(1, 2)  # [B, T, H, D]
         new_state = None
         if self.memory is not None:
