@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 import lam.runner
 from lam import LAM
 from lam.evaluation.datasets import RetrievalSplit, load_leval, load_qmsum
-from lam.evaluation.encoders import BM25, TeacherChunkMean
+from lam.evaluation.encoders import BM25, TeacherChunkMean, corpus_key
 from lam.evaluation.metrics import ndcg_at_k
 from lam.evaluation.runner import score_retrieval, summarize_genres
 from lam.layers.pooling import IDF_MIN_TEXT_TOKENS, RunningPool, _IdStats
@@ -132,8 +132,8 @@ def suite() -> list[tuple[str, RetrievalSplit]]:
 def score_candidates(model: LAM, splits, label: str) -> dict[str, dict]:
     """{candidate: summarize_genres(...)} for one model (memory on or off)."""
     corpora, queries = {}, {}
-    for _, split in splits:
-        corpora.setdefault(id(split.corpus), split.corpus)
+    for _, split in splits:  # the query variants of one corpus load it twice: keyed by content
+        corpora.setdefault(corpus_key(list(split.corpus.values())), split.corpus)
         queries.update({q: t for q, t in split.queries.items()})
     doc_vectors = {}
     for key, corpus in corpora.items():
@@ -145,7 +145,7 @@ def score_candidates(model: LAM, splits, label: str) -> dict[str, dict]:
     for name in query_vectors:
         per_split = {}
         for key, split in splits:
-            doc_ids, docs = doc_vectors[id(split.corpus)]
+            doc_ids, docs = doc_vectors[corpus_key(list(split.corpus.values()))]
             split_qids = list(split.queries)
             q = query_vectors[name][[row_of[x] for x in split_qids]]
             scores = q @ docs[name].T
