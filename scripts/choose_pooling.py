@@ -97,6 +97,9 @@ class _ProbePool(RunningPool):
         super().__init__(batch, dim, "segment-idf", device)
         self.ids = [_ProbeStats(dim, device) for _ in range(batch)]
 
+    def add(self, rows, segment_sum, segment_count, tokens=None, whole=None):
+        super().add(rows, segment_sum, segment_count, tokens)  # every text through the per-id sums
+
     def sums(self):
         _CAPTURED.extend(s.candidates() for s in self.ids)
         return super().sums()
