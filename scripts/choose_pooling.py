@@ -135,9 +135,9 @@ def suite() -> list[tuple[str, RetrievalSplit]]:
 def score_candidates(model: LAM, splits, label: str) -> dict[str, dict]:
     """{candidate: summarize_genres(...)} for one model (memory on or off)."""
     corpora, queries = {}, {}
-    for _, split in splits:  # the query variants of one corpus load it twice: keyed by content
+    for key, split in splits:  # the query variants of one corpus load it twice: keyed by content
         corpora.setdefault(corpus_key(list(split.corpus.values())), split.corpus)
-        queries.update({q: t for q, t in split.queries.items()})
+        queries.update({(key, q): t for q, t in split.queries.items()})  # query ids repeat across splits
     doc_vectors = {}
     for key, corpus in corpora.items():
         doc_vectors[key] = (list(corpus), candidate_vectors(model, list(corpus.values()), f"{label} documents"))
@@ -150,7 +150,7 @@ def score_candidates(model: LAM, splits, label: str) -> dict[str, dict]:
         for key, split in splits:
             doc_ids, docs = doc_vectors[corpus_key(list(split.corpus.values()))]
             split_qids = list(split.queries)
-            q = query_vectors[name][[row_of[x] for x in split_qids]]
+            q = query_vectors[name][[row_of[(key, x)] for x in split_qids]]
             scores = q @ docs[name].T
             relevant = [split.qrels[x] for x in split_qids]
             per_split[key] = {"ndcg_at_10": 100 * ndcg_at_k(scores, doc_ids, relevant, 10), "queries": len(split_qids)}
