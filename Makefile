@@ -8,7 +8,7 @@ TORCH_INDEX ?=
 PIP = $(PY) -m pip install --quiet
 LAM = $(PY) -m lam.cli.main
 
-.PHONY: venv install install-dev demo test lint bench peers-env peers eval train weights
+.PHONY: venv install install-dev demo test lint bench peers-env peers speed eval train weights
 
 venv:
 	@$(PY) -c "" 2>/dev/null || python3 -m venv $(VENV)
@@ -51,6 +51,13 @@ peers-env:
 
 peers: install-dev peers-env
 	$(PY) benchmarks/bench_peers.py --peer-python $(PEERS)/bin/python
+
+# The speed record in one run: threads beside a busy process, short text against the peers, every
+# mode from one sentence to 1M tokens against the fp32 limit (about 45 min on 2 cores)
+speed: install-dev peers-env
+	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_peers.py --peer-python $(PEERS)/bin/python
+	$(PY) benchmarks/bench_core.py
 
 eval: install-dev
 	$(LAM) eval --out results --name eval

@@ -78,6 +78,7 @@ def stsb_texts() -> tuple[list[str], list[float], Path]:
 LAM_MODES = {
     "lam fp32 (torch)": {},
     "lam int8 (torch)": {"quantize": "int8"},
+    "lam bf16 (torch)": {"quantize": "bf16"},
     "lam fp32 (onnx)": {"backend": "onnx"},
     "lam int8 (onnx)": {"backend": "onnx", "quantize": "int8"},
 }
