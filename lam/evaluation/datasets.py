@@ -98,7 +98,8 @@ LEVAL_TASKS = (  # the L-Eval tasks in ../shared/data/leval: one kind of long do
 
 
 def load_leval(variant: str = "question") -> list[RetrievalSplit]:
-    """L-Eval's long documents pooled into one corpus (identical texts merged: 199 documents),
+    """L-Eval's long documents pooled into one corpus (its 199 records, identical texts merged:
+    176 documents),
     and one split per task (kind of document) whose queries are that task's instructions
     (``variant="question"``) or reference outputs, answers or summaries (``"reference"``), each
     relevant to the document it was written for.

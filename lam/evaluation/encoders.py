@@ -8,6 +8,8 @@ embeddings and also serve the STS suite; BM25 is lexical and serves retrieval on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,15 @@ class Retriever(ABC):
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
         """Relevance scores ``[len(queries), len(corpus)]``."""
 
+    def _for_corpus(self, corpus: list[str], build: Callable[[list[str]], Any]) -> Any:
+        """``build(corpus)`` (embeddings, an index), kept for the last corpus: the suites score
+        several query sets on one corpus one after another, and it is built once."""
+        key = corpus_key(corpus)
+        cached = getattr(self, "_corpus_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._corpus_cache = (key, build(corpus))
+        return cached[1]
+
 
 class DenseEncoder(Retriever):
     """Cosine similarity of L2-normalised embeddings."""
@@ -36,13 +47,8 @@ class DenseEncoder(Retriever):
         """Unit-norm embeddings ``[N, D]``; ``kind`` is "query", "document" or "sentence"."""
 
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
-        # The last corpus's embeddings are kept: QMSum scores two query sets on one corpus.
-        key = corpus_key(corpus)
-        cached = getattr(self, "_corpus_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, self.embed(corpus, "document"))
-            self._corpus_cache = cached
-        return self.embed(queries, "query") @ cached[1].T
+        documents = self._for_corpus(corpus, lambda texts: self.embed(texts, "document"))
+        return self.embed(queries, "query") @ documents.T
 
 
 class LAMEncoder(DenseEncoder):
@@ -171,14 +177,15 @@ class BM25(Retriever):
     def score(self, queries: list[str], corpus: list[str]) -> np.ndarray:
         import bm25s
 
-        key = corpus_key(corpus)  # one corpus scored with many query sets is indexed once
-        if getattr(self, "_corpus_key", None) != key:
-            self._retriever = bm25s.BM25(k1=1.5, b=0.75)
-            self._retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
-            self._corpus_key = key
+        def build(texts: list[str]):
+            retriever = bm25s.BM25(k1=1.5, b=0.75)
+            retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+            return retriever
+
+        retriever = self._for_corpus(corpus, build)
         q_tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False, return_ids=False)
         # a query of stop words only ("Is it?") has no terms: it scores 0 everywhere
-        return np.stack([self._retriever.get_scores(q) if q else np.zeros(len(corpus)) for q in q_tokens])
+        return np.stack([retriever.get_scores(q) if q else np.zeros(len(corpus)) for q in q_tokens])
 
 
 class LAMSearch(Retriever):
@@ -203,17 +210,16 @@ class LAMSearch(Retriever):
             "pooling": self.model.config.pooling,
             **self.weights.as_dict(),
         }
-        self._corpus_key = None
 
     def _index(self, corpus: list[str]):
         from lam.retrieval import Index
 
-        key = corpus_key(corpus)
-        if self._corpus_key != key:  # QMSum scores two query sets on one corpus: index it once
-            self._engine = Index(":memory:", self.model, weights=self.weights)
-            self._engine.index_many([(str(i), t) for i, t in enumerate(corpus)], show_progress_bar=self.show_progress)
-            self._corpus_key = key
-        return self._engine
+        def build(texts: list[str]) -> Index:
+            engine = Index(":memory:", self.model, weights=self.weights)
+            engine.index_many([(str(i), t) for i, t in enumerate(texts)], show_progress_bar=self.show_progress)
+            return engine
+
+        return self._for_corpus(corpus, build)
 
     def components(self, queries: list[str], corpus: list[str]) -> dict[str, np.ndarray]:
         """Raw per-document signals ``[Q, D]`` in corpus order (``lam.retrieval.fusion.SIGNALS``)."""
