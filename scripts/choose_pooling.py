@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 import lam.runner
 from lam import LAM
 from lam.evaluation.datasets import RetrievalSplit, load_leval, load_qmsum
-from lam.evaluation.encoders import BM25, TeacherChunkMean, corpus_key
+from lam.evaluation.encoders import BM25, LAMEncoder, TeacherChunkMean, corpus_key
 from lam.evaluation.metrics import ndcg_at_k
 from lam.evaluation.runner import score_retrieval, summarize_genres
 from lam.layers.pooling import IDF_MIN_TEXT_TOKENS, RunningPool, _IdStats
@@ -162,12 +162,16 @@ def baseline(retriever, splits) -> dict:
     return summarize_genres({key: score_retrieval(retriever, split) for key, split in splits})
 
 
-def choose(candidates: dict[str, dict], chunk_mean: dict) -> tuple[str, str]:
-    """The rule above: (winner, why)."""
-    margins = {
+def worst_margins(candidates: dict[str, dict], chunk_mean: dict) -> dict[str, float]:
+    """Each candidate's worst genre minus chunk-mean's score on that genre."""
+    return {
         name: min(r["per_genre"][g] - chunk_mean["per_genre"][g] for g in chunk_mean["per_genre"])
         for name, r in candidates.items()
     }
+
+
+def choose(candidates: dict[str, dict], margins: dict[str, float]) -> tuple[str, str]:
+    """The rule above, given :func:`worst_margins`: (winner, why)."""
     qualified = [n for n, m in margins.items() if m >= -FLOOR]
     if qualified:
         best = max(qualified, key=lambda n: candidates[n]["mean_ndcg_at_10"])
@@ -209,23 +213,16 @@ def main() -> None:
     started = time.time()
     splits = suite()
     candidates = {}
-    for memory in ("on", "off"):
-        model = LAM(args.model)
-        if memory == "off":
-            for layer in model.model.layers:
-                for timescale in ("fast", "slow"):
-                    layer.attention.memory.close_read_gates(timescale)
+    for memory, reads in (("on", "both"), ("off", "none")):  # the same weights, every read gate closed
+        model = LAMEncoder(args.model, reads=reads).model
         for name, r in score_candidates(model, splits, f"memory {memory}").items():
             candidates[f"{name} (memory {memory})"] = r
     baselines = {"teacher-chunk-mean": baseline(TeacherChunkMean(), splits), "bm25": baseline(BM25(), splits)}
-    chunk = baselines["teacher-chunk-mean"]
-    margins = {
-        n: min(r["per_genre"][g] - chunk["per_genre"][g] for g in chunk["per_genre"]) for n, r in candidates.items()
-    }
-    chosen, why = choose(candidates, chunk)
+    margins = worst_margins(candidates, baselines["teacher-chunk-mean"])
+    chosen, why = choose(candidates, margins)
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "weights_sha256": LAM(args.model).weights_sha256,
+        "weights_sha256": model.weights_sha256,
         "candidates": candidates,
         "baselines": baselines,
         "margins": margins,
