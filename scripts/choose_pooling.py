@@ -1,11 +1,14 @@
-"""Choose the long-text pooling on the multi-genre suite: ``python scripts/choose_pooling.py``.
+"""Choose the long-text pooling (and weights) on the multi-genre suite:
+``python scripts/choose_pooling.py [--model DIR ...]``.
 
 The suite is ``lam eval --suite genres`` (QMSum val meetings, queries and answers; L-Eval's 176
 documents of eleven kinds, questions and reference outputs; dev data only). Every candidate
 pooling is computed from one forward pass per text: the per-id running sums that segment IDF
 keeps are kept gated and ungated, and each candidate is a different weighting of them. So the
 candidates differ only in the pooling, on the same token states. Each runs with the memory on
-and off (the same weights, every read gate closed).
+and off (the same weights, every read gate closed); with several ``--model`` folders, each
+model's memory-on candidates compete too (their memory-off ones are computed once when the
+models differ only in the memory).
 
 Candidates (u(v) = max(0, log((1 + S) / (df(v) + c·S))) over the text's S segments, only for
 texts of more than 510 tokens, as in :mod:`lam.layers.pooling`):
@@ -13,13 +16,15 @@ texts of more than 510 tokens, as in :mod:`lam.layers.pooling`):
 * ``mean``: the plain token mean;
 * ``gated-mean``: the token mean under the redundancy gate;
 * ``idf-c<c>``: segment IDF with the gate, c in ``C_GRID`` (``idf-c0.2`` is the shipped pooling);
-* ``idf-c0.2-ungated``: segment IDF without the gate.
+* ``idf-c0.2-ungated``: segment IDF without the gate;
+* ``segment-mean``: the mean of the segments' L2-normalised token means (what chunk-mean does
+  with the teacher's chunk vectors), for any length.
 
 The rule, fixed before any candidate was scored (docs/research.md): among the candidates whose
 every genre is at least the teacher chunk-mean's score minus 1 nDCG@10 (the floor), the best mean
 over the genres wins; if none qualifies, the one whose worst genre margin over chunk-mean is the
 largest (ties within 0.1: the better mean). The record goes to
-``docs/research/records/pooling/genres-choice.{json,md}``.
+``docs/research/records/pooling/<--record>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from lam.layers.pooling import IDF_MIN_TEXT_TOKENS, RunningPool, _IdStats
 C_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 FLOOR = 1.0  # a genre may sit at most this far below the teacher chunk-mean
 RECORD = Path(__file__).resolve().parents[1] / "docs" / "research" / "records" / "pooling"
+MEMORY_OFF = "memory off"
 
 
 class _ProbeStats(_IdStats):
@@ -96,12 +102,15 @@ class _ProbePool(RunningPool):
     def __init__(self, batch, dim, pooling="segment-idf", device="cpu") -> None:
         super().__init__(batch, dim, "segment-idf", device)
         self.ids = [_ProbeStats(dim, device) for _ in range(batch)]
+        self.units = torch.zeros(batch, dim, device=device)  # Σ of unit segment means
 
     def add(self, rows, segment_sum, segment_count, tokens=None, whole=None):
         super().add(rows, segment_sum, segment_count, tokens)  # every text through the per-id sums
+        rows = torch.as_tensor(rows)
+        self.units[rows] += torch.nn.functional.normalize(segment_sum / segment_count.unsqueeze(-1), dim=-1)
 
     def sums(self):
-        _CAPTURED.extend(s.candidates() for s in self.ids)
+        _CAPTURED.extend({**s.candidates(), "segment-mean": self.units[r]} for r, s in enumerate(self.ids))
         return super().sums()
 
 
@@ -185,44 +194,66 @@ def choose(candidates: dict[str, dict], margins: dict[str, float]) -> tuple[str,
 def markdown(record: dict) -> str:
     chunk = record["baselines"]["teacher-chunk-mean"]
     genres = list(chunk["per_genre"])
-    columns = [("teacher-chunk-mean", chunk), ("bm25", record["baselines"]["bm25"])]
-    columns += [(name, r) for name, r in record["candidates"].items()]
+    rows = [("teacher-chunk-mean", chunk, None), ("bm25", record["baselines"]["bm25"], None)]
+    rows += [(name, r, record["margins"][name]) for name, r in record["candidates"].items()]
+    weights = ", ".join(f"{name} {sha[:8]}" for name, sha in record["weights_sha256"].items())
     lines = [
         f"Pooling candidates on the multi-genre suite (nDCG@10; dev data), {record['date']}, "
-        f"weights {record['weights_sha256'][:8]}, {record['seconds']:.0f} s.",
+        f"weights {weights}, {record['seconds']:.0f} s.",
         "",
-        "| genre | " + " | ".join(name for name, _ in columns) + " |",
-        "|---|" + "---:|" * len(columns),
+        "| candidate | " + " | ".join(genres) + " | **mean** | worst genre − chunk-mean |",
+        "|---|" + "---:|" * (len(genres) + 2),
     ]
-    for g in genres:
-        lines.append(f"| {g} | " + " | ".join(f"{r['per_genre'][g]:.2f}" for _, r in columns) + " |")
-    lines.append("| **mean** | " + " | ".join(f"**{r['mean_ndcg_at_10']:.2f}**" for _, r in columns) + " |")
-    lines.append(
-        "| worst genre − chunk-mean | — | — | "
-        + " | ".join(f"{record['margins'][n]:+.2f}" for n in record["candidates"])
-        + " |"
-    )
+    for name, r, margin in rows:
+        cells = [f"{r['per_genre'][g]:.2f}" for g in genres] + [f"**{r['mean_ndcg_at_10']:.2f}**"]
+        cells.append("—" if margin is None else f"{margin:+.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"Chosen: **{record['chosen']}** ({record['why']})."]
     return "\n".join(lines) + "\n"
 
 
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _memory_free_state(model) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.model.state_dict().items() if ".memory." not in k}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="model folder (default: the bundled weights)")
+    parser.add_argument(
+        "--model", action="append", default=None, help="model folder, repeatable (default: the bundled weights)"
+    )
+    parser.add_argument("--record", default="genres-choice", help="record name under docs/research/records/pooling")
     args = parser.parse_args()
     started = time.time()
     splits = suite()
-    candidates = {}
-    for memory, reads in (("on", "both"), ("off", "none")):  # the same weights, every read gate closed
-        model = LAMEncoder(args.model, reads=reads).model
-        for name, r in score_candidates(model, splits, f"memory {memory}").items():
-            candidates[f"{name} (memory {memory})"] = r
+    candidates, weights, memory_free = {}, {}, []
+    for path in args.model or [None]:
+        model = LAMEncoder(path, reads="both").model
+        name = model.config.name
+        weights[name] = model.weights_sha256
+        tag = f"{name}, memory on" if args.model and len(args.model) > 1 else "memory on"
+        for pool, r in score_candidates(model, splits, tag).items():
+            candidates[f"{pool} ({tag})"] = r
+        state = _memory_free_state(model)
+        if any(
+            state.keys() == other.keys() and all(torch.equal(state[k], other[k]) for k in state)
+            for other in memory_free
+        ):
+            continue  # the same weights but the memory: the memory-off candidates are already in
+        memory_free.append(state)
+        off = LAMEncoder(path, reads="none").model  # the same weights, every read gate closed
+        tag = MEMORY_OFF if len(memory_free) == 1 else f"{name}, {MEMORY_OFF}"
+        for pool, r in score_candidates(off, splits, tag).items():
+            candidates[f"{pool} ({tag})"] = r
     baselines = {"teacher-chunk-mean": baseline(TeacherChunkMean(), splits), "bm25": baseline(BM25(), splits)}
     margins = worst_margins(candidates, baselines["teacher-chunk-mean"])
     chosen, why = choose(candidates, margins)
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "weights_sha256": model.weights_sha256,
+        "weights_sha256": weights,
         "candidates": candidates,
         "baselines": baselines,
         "margins": margins,
@@ -232,8 +263,8 @@ def main() -> None:
         "rule": __doc__.split("The rule")[1].split("The record")[0].strip(),
     }
     RECORD.mkdir(parents=True, exist_ok=True)
-    (RECORD / "genres-choice.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RECORD / "genres-choice.md").write_text(markdown(record))
+    (RECORD / f"{args.record}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RECORD / f"{args.record}.md").write_text(markdown(record))
     print(markdown(record))
 
 

@@ -10,22 +10,35 @@ from lam.cli.options import model_options, threads_option
 @click.command()
 @click.option(
     "--stage",
-    type=click.Choice(["embed", "cloze"]),
+    type=click.Choice(["embed", "cloze", "retrieve"]),
     default="embed",
     show_default=True,
     help="embed: pooled embeddings of 508-token texts (two segments) match the full-attention teacher; "
     "cloze: documents of --long-segments segments must retrieve a passage of their own text among the "
     "batch's, --group documents per batch coming from different pages of one book, plus the embed loss on "
-    "their first 508 tokens",
+    "their first 508 tokens; retrieve: windows of --long-segments segments of QMSum train meetings must be found by "
+    "their query and its answer among the batch's, --group windows per meeting, plus the embed loss",
 )
 @click.option(
-    "--long-segments", default=4, show_default=True, type=click.IntRange(min=2), help="cloze: segments per document"
+    "--long-segments",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="cloze, retrieve: segments per document",
 )
-@click.option("--group", default=4, show_default=True, type=click.IntRange(min=1), help="cloze: documents per book")
+@click.option(
+    "--group",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="cloze, retrieve: documents per book or meeting",
+)
 @click.option(
     "--passage-tokens", default=48, show_default=True, type=click.IntRange(min=1), help="cloze: passage length"
 )
-@click.option("--embed-weight", default=1.0, show_default=True, type=float, help="cloze: weight of the embed loss")
+@click.option(
+    "--embed-weight", default=1.0, show_default=True, type=float, help="cloze, retrieve: weight of the embed loss"
+)
 @click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=3e-3, show_default=True, type=float)

@@ -6,6 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from lam.layers import masked_sum
+from lam.layers.pooling import IDF_MIN_TEXT_TOKENS, segment_idf
 from lam.model import LAMModel
 from lam.runner import segment_states
 
@@ -61,4 +62,45 @@ def passage_recall_loss(doc_emb: torch.Tensor, passage_emb: torch.Tensor, temper
     the passage forward into later segments can separate them.
     """
     logits = F.normalize(doc_emb, dim=-1) @ F.normalize(passage_emb, dim=-1).T / temperature
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+def idf_pooled_segments(
+    states: list[torch.Tensor], segments: list[tuple[torch.Tensor, torch.Tensor]], vocab_size: int
+) -> torch.Tensor:
+    """Segment-IDF pool of aligned segment batches, differentiable in the hidden states:
+
+        e = Σ_t u(v_t)·h_t / Σ_t u(v_t),   u(v) = max(0, log((1 + S) / (df(v) + c·S))),
+
+    df(v) the number of the row's S segments holding id v (:mod:`lam.layers.pooling`, without
+    the redundancy gate, which stays 1 on natural text). A row whose text is at most 510 tokens
+    long, or whose every id drops out, keeps the plain mean.
+    """
+    B, S = segments[0][0].shape[0], len(segments)
+    df = torch.zeros(B, vocab_size)
+    for ids, mask in segments:
+        present = torch.zeros(B, vocab_size)
+        present.scatter_add_(1, ids, mask.float())  # counts: an id may sit at real and padded positions
+        df += present.gt(0).float()
+    u = segment_idf(torch.tensor(float(S)), df)
+    total = torch.zeros(B, states[0].shape[-1])
+    weight = torch.zeros(B)
+    plain, tokens = torch.zeros_like(total), torch.zeros(B)
+    for hidden, (ids, mask) in zip(states, segments):
+        w = torch.gather(u, 1, ids) * mask
+        total = total + torch.einsum("btd,bt->bd", hidden, w)
+        weight = weight + w.sum(1)
+        t, n = masked_sum(hidden, mask)
+        plain, tokens = plain + t, tokens + n
+    idf_rows = (tokens - 2 * S > IDF_MIN_TEXT_TOKENS) & (weight > 0)
+    return torch.where(
+        idf_rows.unsqueeze(-1), total / weight.clamp(min=1e-12).unsqueeze(-1), plain / tokens.unsqueeze(-1)
+    )
+
+
+def query_retrieval_loss(doc_emb: torch.Tensor, query_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE: each query (teacher embedding ``[B, d]``) must pick its document (student
+    embedding ``[B, d]``, row for row) among the batch's. Rows come in groups of windows of one
+    meeting, the hard negatives; the other meetings are the in-batch negatives."""
+    logits = F.normalize(query_emb, dim=-1) @ F.normalize(doc_emb, dim=-1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

@@ -1,9 +1,12 @@
-"""The distillation loop: ``lam distill`` (stage "embed" or "cloze").
+"""The distillation loop: ``lam distill`` (stage "embed", "cloze" or "retrieve").
 
 "embed" trains the memory so that two segments of a 508-token text, pooled by the token mean,
 match the full-attention teacher's embedding of the whole text; "cloze" trains it on texts of
 several segments so that the document vector retrieves a passage of its own text among those
-of sibling documents from the same book (plus the 508-token fidelity term on the same pass).
+of sibling documents from the same book (plus the 508-token fidelity term on the same pass);
+"retrieve" trains it on real queries: windows of QMSum train meetings, pooled by segment IDF,
+must be found by the teacher's embedding of the query and of its answer among the batch's
+windows, those of the same meeting being the hard negatives (plus the fidelity term).
 
 Fixed seeds, AdamW on the memory parameters only (so text of one segment stays exactly the
 teacher's), cosine learning-rate decay, gradient clipping, a checkpoint every
@@ -28,29 +31,38 @@ import torch
 from tqdm.auto import tqdm
 
 from lam.config import LAMConfig
-from lam.distill.data import continuation_ids, random_span, sibling_windows, token_windows
+from lam.distill.data import (
+    continuation_ids,
+    meeting_query_windows,
+    random_span,
+    sibling_windows,
+    token_windows,
+)
 from lam.distill.objectives import (
     embedding_distillation_loss,
+    idf_pooled_segments,
     passage_recall_loss,
     pooled_segments,
+    query_retrieval_loss,
     teacher_layer_inputs,
 )
 from lam.distill.target_cache import TargetCache
 from lam.layers import masked_sum
 from lam.model import LAMModel
 from lam.persistence import load_model_files, load_state_into, resolve_model_dir, save_model_files
+from lam.runner import segment_states
 from lam.tokenization import TextSegmenter
 
-STAGES = ("embed", "cloze")
+STAGES = ("embed", "cloze", "retrieve")
 
 
 @dataclass
 class DistillConfig:
-    stage: str = "embed"  # "embed" (two segments, 508 tokens) or "cloze" (long_segments segments)
-    long_segments: int = 4  # "cloze": segments per training document
+    stage: str = "embed"  # "embed" (two segments, 508 tokens), "cloze" or "retrieve" (long_segments segments)
+    long_segments: int = 4  # "cloze", "retrieve": segments per training document
     passage_tokens: int = 48  # "cloze": length of the passage to retrieve
-    group: int = 4  # "cloze": documents from one book (each other's hard negatives)
-    embed_weight: float = 1.0  # "cloze": weight of the 508-token fidelity loss on the same pass
+    group: int = 4  # "cloze", "retrieve": documents from one book or meeting (each other's hard negatives)
+    embed_weight: float = 1.0  # "cloze", "retrieve": weight of the 508-token fidelity loss on the same pass
     steps: int = 300
     batch_size: int = 8
     lr: float = 3e-3
@@ -155,11 +167,12 @@ def _batches(groups: Callable[[int], Iterator[list[list[int]]]], size: int, seed
 def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = False, progress: bool = True) -> Path:
     if cfg.stage not in STAGES:
         raise ValueError(f"unknown stage {cfg.stage!r}")
-    cloze = cfg.stage == "cloze"
-    if cloze and cfg.long_segments < 2:
-        raise ValueError(f"cloze: long_segments must be ≥ 2, not {cfg.long_segments}")
-    if cloze and cfg.batch_size < cfg.group:
-        raise ValueError(f"cloze: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
+    cloze, retrieve = cfg.stage == "cloze", cfg.stage == "retrieve"
+    grouped = cloze or retrieve
+    if grouped and cfg.long_segments < 2:
+        raise ValueError(f"{cfg.stage}: long_segments must be ≥ 2, not {cfg.long_segments}")
+    if grouped and cfg.batch_size < cfg.group:
+        raise ValueError(f"{cfg.stage}: batch_size {cfg.batch_size} must be ≥ group {cfg.group}")
     torch.manual_seed(cfg.seed)
     student, teacher, segmenter = build_pair(model_path, cfg.device)  # a bad model folder fails before any output
     out = Path(cfg.out)
@@ -195,9 +208,15 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
         log_path.write_text("".join(line + "\n" for line in kept))
     log = open(log_path, "a")
     # "embed" sees 508 body tokens = two LAM segments of [CLS] 254 [SEP]
-    n_tokens = (cfg.long_segments if cloze else 2) * c.segment_body_len
-    contexts_per_batch = cfg.batch_size // cfg.group if cloze else cfg.batch_size
-    if cloze:  # a group: pages of one book, consecutive rows of a batch
+    n_tokens = (cfg.long_segments if grouped else 2) * c.segment_body_len
+    contexts_per_batch = cfg.batch_size // cfg.group if grouped else cfg.batch_size
+    if retrieve:  # a group: windows of one meeting about different queries
+        batches = _batches(
+            lambda s: meeting_query_windows(segmenter, n_tokens, cfg.group, seed=s),
+            contexts_per_batch * cfg.group,
+            cfg.seed,
+        )
+    elif cloze:  # a group: pages of one book, consecutive rows of a batch
         continuation = continuation_ids(segmenter)
         batches = _batches(
             lambda s: sibling_windows(segmenter, n_tokens, cfg.group, "train", seed=s),
@@ -215,7 +234,9 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     student.train()
     while step < cfg.steps:
         windows = next(batches)
-        if not cloze:
+        if retrieve:
+            loss, parts = _retrieval_step(student, teacher, segmenter, windows, cfg, cache)
+        elif not cloze:
             target = _teacher_embedding(teacher, segmenter, windows, cfg.device, cache)
             student_emb = pooled_segments(student, _segments(windows, segmenter, cfg.device))
             loss = embedding_distillation_loss(student_emb, target)
@@ -273,6 +294,42 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_losses(out / "log.jsonl", out / "loss.png")
     return out
+
+
+def _retrieval_step(
+    student: LAMModel,
+    teacher: LAMModel,
+    segmenter: TextSegmenter,
+    windows: list,
+    cfg: DistillConfig,
+    cache: TargetCache | None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The "retrieve" loss on one batch of :class:`lam.distill.data.QueryWindow`: InfoNCE of the
+    query and of the answer against the windows (segment-IDF pool) + the fidelity of the first
+    two segments (token mean) to the teacher on the same 508 tokens."""
+    docs = [w.ids for w in windows]
+    segments = _segments(docs, segmenter, cfg.device)
+    states = segment_states(student, segments)
+    doc_emb = idf_pooled_segments(states, segments, student.config.vocab_size)
+    limit = teacher.config.segment_len - 2  # the teacher's body positions
+    targets = {}
+    for field in ("query", "answer"):
+        bodies = [ids[:limit] for ids in segmenter.body_ids_batch([getattr(w, field) for w in windows])]
+        targets[field] = _teacher_embedding(teacher, segmenter, bodies, cfg.device, cache)
+    query = query_retrieval_loss(doc_emb, targets["query"])
+    answer = query_retrieval_loss(doc_emb, targets["answer"])
+    prefix = [masked_sum(h, m) for h, (_, m) in zip(states[:2], segments[:2])]
+    prefix_emb = sum(t for t, _ in prefix) / sum(n for _, n in prefix).unsqueeze(-1)
+    prefix_len = 2 * segmenter.body_len
+    fidelity = embedding_distillation_loss(
+        prefix_emb, _teacher_embedding(teacher, segmenter, [d[:prefix_len] for d in docs], cfg.device, cache)
+    )
+    loss = query + answer + cfg.embed_weight * fidelity
+    return loss, {
+        "query": float(query.detach()),
+        "answer": float(answer.detach()),
+        "fidelity": float(fidelity.detach()),
+    }
 
 
 def plot_losses(log_path: Path, png: Path) -> None:

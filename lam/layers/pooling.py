@@ -66,7 +66,7 @@ def redundancy_weight(
     return torch.where(first, torch.ones_like(weight), weight)
 
 
-def _idf(segments: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
+def segment_idf(segments: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
     """u = max(0, log((1 + S) / (df + c·S)))."""
     return torch.log((1 + segments) / (df + IDF_DF_OFFSET * segments)).clamp(min=0)
 
@@ -115,7 +115,7 @@ class _IdStats:
         if self.body_tokens <= IDF_MIN_TEXT_TOKENS:
             u = torch.ones_like(self.df[:n])
         else:
-            u = _idf(torch.tensor(float(self.segments)).to(self.df), self.df[:n])
+            u = segment_idf(torch.tensor(float(self.segments)).to(self.df), self.df[:n])
             if not bool((u * self.weight[:n]).sum() > 0):  # every id dropped out: the mean
                 u = torch.ones_like(u)
         return u @ self.hidden[:n], u @ self.weight[:n]

@@ -63,3 +63,48 @@ def test_pooled_segments_are_the_runners_mean_pool_and_train_the_memory():
     whole.sum().backward()
     grads = {n for n, p in student.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert grads and any(".memory." in n for n in grads)
+
+
+def test_idf_pooled_segments_is_segment_idf_on_ungated_text_and_differentiable():
+    """The training pool equals the inference pool's reference (:func:`pool_reference`) on text
+    whose segments are all fresh (gate 1), keeps the plain mean for a text of at most 510 tokens,
+    and passes gradients to the hidden states."""
+    from lam.distill.objectives import idf_pooled_segments
+    from lam.layers.pooling import pool_reference
+
+    torch.manual_seed(0)
+    B, S, T, D, V = 2, 8, 80, 64, 50
+    segments, states = [], []
+    for _ in range(S):
+        ids = torch.randint(5, V, (B, T))
+        ids[:, 0], ids[:, -1] = 1, 2  # [CLS], [SEP]: in every segment, u = 0
+        ids[:, 3] = 4  # an id in every segment (a speaker label): drops out
+        mask = torch.ones(B, T, dtype=torch.bool)
+        mask[1, T - 10 :] = False  # padding in row 1
+        ids[1, T - 11] = 2
+        segments.append((ids, mask))
+        states.append(torch.randn(B, T, D, requires_grad=True))
+    pooled = idf_pooled_segments(states, segments, V)
+    for b in range(B):
+        lengths = [int(m[b].sum()) for _, m in segments]
+        want = pool_reference(
+            [h[b, :n].detach() for h, n in zip(states, lengths)],
+            [ids[b, :n].tolist() for (ids, _), n in zip(segments, lengths)],
+            "segment-idf",
+        )
+        torch.testing.assert_close(pooled[b].detach(), want, rtol=1e-4, atol=1e-5)
+    pooled.sum().backward()
+    assert states[0].grad is not None and float(states[0].grad.abs().sum()) > 0
+    assert float(states[0].grad[0, 0].abs().sum()) == 0  # [CLS] weighs nothing
+    short = idf_pooled_segments([h[:, :40] for h in states[:2]], [(i[:, :40], m[:, :40]) for i, m in segments[:2]], V)
+    plain = sum(h[:, :40].sum(1) for h in states[:2]) / 80
+    torch.testing.assert_close(short[0].detach(), plain[0].detach())
+
+
+def test_query_retrieval_loss_prefers_matching_pairs():
+    from lam.distill.objectives import query_retrieval_loss
+
+    torch.manual_seed(0)
+    docs = torch.randn(6, 16)
+    assert float(query_retrieval_loss(docs, docs + 0.01 * torch.randn(6, 16))) < 0.01
+    assert float(query_retrieval_loss(docs, docs[torch.randperm(6)])) > 0.01
