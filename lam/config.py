@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-POOLINGS = ("segment-idf", "mean")  # lam/layers/pooling.py: the first is the default
+POOLINGS = ("segment-idf", "mean", "segment-mean")  # lam/layers/pooling.py: the first is the default
 MAX_SIZE = 1 << 20  # bound on every size field: a typo must not allocate terabytes
 MAX_PARAMETERS = 1 << 31
 MAX_CONFIG_BYTES = 1 << 20

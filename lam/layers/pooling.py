@@ -1,6 +1,6 @@
 """Pooling as running sums, so a document can be pooled one segment at a time.
 
-Two poolings (``LAMConfig.pooling``):
+Three poolings (``LAMConfig.pooling``):
 
 ``"segment-idf"`` (the default, what the bundled weights ship with). A document's embedding is a
 weighted token mean over its segments s = 1…S,
@@ -27,6 +27,11 @@ with two weights that need no corpus statistics and no training:
   mean pool), and so does a text whose every id would drop out (no embedding is ever 0/0).
 
 ``"mean"``: the plain token mean over the whole text, e = Σ_t h_t / n (the teacher's pool).
+
+``"segment-mean"``: the mean of the segments' unit token means, e = (1/S) Σ_s m_s / ‖m_s‖ with
+m_s = Σ_{t∈s} h_t / n_s: every segment weighs the same whatever its length and the norm of its
+states. With the memory off this is the teacher's chunk average (the same 254-token chunks,
+exact attention in each); a text of one segment keeps its token mean's direction.
 
 The state streams in O(1) memory in the length: three vectors per document, plus, for segment
 IDF, Σ w·h, Σ w and df per distinct id (bounded by the vocabulary).
@@ -139,7 +144,9 @@ class RunningPool:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.total = torch.zeros(batch, dim, device=device)  # "mean": Σ h and token counts
+        self.total = torch.zeros(
+            batch, dim, device=device
+        )  # "mean": Σ h and token counts; "segment-mean": Σ unit segment means and segments
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)  # "segment-idf": Σ h so far, for the gate
         self.ids = [_IdStats(dim, device) for _ in range(batch)] if pooling == "segment-idf" else None
@@ -161,6 +168,10 @@ class RunningPool:
         it is pooled as the mean, without the per-id sums (most of the pooling's cost on short text).
         """
         rows = torch.as_tensor(rows, device=self.total.device)
+        if self.pooling == "segment-mean":
+            self.total[rows] += F.normalize(segment_sum / segment_count.clamp(min=1).unsqueeze(-1), dim=-1)
+            self.count[rows] += 1
+            return
         if self.pooling == "mean":
             self.total[rows] += segment_sum
             self.count[rows] += segment_count
@@ -209,6 +220,9 @@ def pool_reference(segment_states: list[torch.Tensor], segment_ids: list[list[in
     last. The obviously-correct twin of :class:`RunningPool`, for tests."""
     if pooling == "mean":
         return torch.cat(segment_states).sum(0) / sum(len(ids) for ids in segment_ids)
+    if pooling == "segment-mean":
+        units = [h.mean(0) / h.mean(0).norm() for h in segment_states]
+        return sum(units) / len(units)
     gates, seen = [], None
     for h in segment_states:
         x = h.sum(0)

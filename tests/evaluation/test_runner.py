@@ -191,3 +191,23 @@ def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below(
     truncated = score_fidelity(TeacherEncoder(), texts, full)["mean_cosine"]
     lam = score_fidelity(make_encoder("lam"), texts, full)["mean_cosine"]
     assert truncated < 0.95 and lam > truncated  # LAM reads all 510 tokens, truncation only 254
+
+
+def test_shipped_weights_memory_off_segment_mean_are_the_teacher_chunk_mean():
+    """LAM with the memory off and the ``"segment-mean"`` pool computes teacher chunk-mean's
+    vector of a long text (the same 254-token chunks, the teacher's attention in each), and the
+    default pool does not."""
+    from lam import LAM, LAMConfig
+    from lam.evaluation.encoders import TeacherChunkMean
+    from lam.model import LAMModel
+
+    shipped = LAM()
+    config = LAMConfig.from_dict({**shipped.config.to_dict(), "memory": False, "pooling": "segment-mean"})
+    model = LAMModel(config).eval()
+    model.load_state_dict({k: v for k, v in shipped.model.state_dict().items() if ".memory." not in k})
+    lam = LAM.from_model(model, shipped.segmenter.tokenizer, source="test")
+    text = " ".join(f"Line {i}: the committee discussed item {i % 7} of the budget." for i in range(120))
+    assert lam.count_tokens(text) > 3 * 254
+    ours, chunk_mean = lam.encode([text])[0], TeacherChunkMean().embed([text], "document")[0]
+    assert float(ours @ chunk_mean) > 0.99999  # LAM's weights are stored in fp16, the teacher's in fp32
+    assert float(shipped.encode([text])[0] @ chunk_mean) < 0.999

@@ -32,7 +32,7 @@ def _random_documents(seed: int = 0, dim: int = 8, vocab: int = 12, lengths=(1, 
     return docs
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean"])
+@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean"])
 @pytest.mark.parametrize("flag_whole", [False, True])
 def test_running_pool_equals_the_token_by_token_reference(pooling, flag_whole):
     """With ``flag_whole`` the one-segment documents are flagged as whole (pooled as their mean,
@@ -108,7 +108,7 @@ def test_segment_idf_pool_needs_the_tokens():
         RunningPool(1, 2, "max")
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean"])
+@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean"])
 def test_encode_and_stream_equal_the_reference_on_the_models_own_states(pooling):
     """End to end on a model: texts of one segment, of a few, and of more than 510 tokens (with a
     repeated sentence) in one batch equal the reference on each text's own segment states, in
@@ -147,3 +147,19 @@ def test_pooled_sums_steps_are_the_segments_sums():
         pooled_sums(lam.model, lam.segmenter, [lam.segmenter.text_segments(t) for t in texts], on_step=on_step)
     assert steps[1] == [lam.count_tokens(texts[1]) + 2]
     assert sum(steps[0]) == lam.count_tokens(texts[0]) + 2 * len(steps[0]) and len(steps[0]) > 3
+
+
+def test_segment_mean_with_the_memory_off_is_the_teachers_chunk_average():
+    """A memory-off model pooled by ``"segment-mean"`` averages the unit vectors of its segments,
+    each the windowed model's mean over one [CLS] chunk [SEP]: what chunk-averaging computes."""
+    lam = make_tiny_lam(gates=0.5, pooling="segment-mean", memory=False)
+    text = "the cat sat on the mat . " * 20 + "a dog ran"
+    chunks = []
+    with torch.inference_mode():
+        for body in lam.segmenter.text_segments(text):
+            ids, mask = lam.segmenter.frame([body])
+            hidden, _ = lam.model.forward_segment(ids, mask, None, False)
+            chunks.append(torch.nn.functional.normalize(hidden[0].mean(0), dim=-1))
+    assert len(chunks) > 2
+    want = torch.nn.functional.normalize(torch.stack(chunks).mean(0), dim=-1).numpy()
+    np.testing.assert_allclose(lam.encode([text])[0], want, atol=1e-5)
