@@ -10,7 +10,19 @@ import numpy as np
 import pytest
 import torch
 
+from lam import threads as lam_threads
 from lam.runner import pooled_sums, pooled_sums_in_thread
+
+
+@pytest.fixture
+def fixed_threads():
+    """torch's thread count held fixed: :func:`lam.threads.adapt` may change it between segments
+    when other processes are busy, and another count sums in another order (not bit for bit)."""
+    saved, count = dict(lam_threads._adaptive), torch.get_num_threads()
+    lam_threads.set_threads(count)
+    yield
+    lam_threads._adaptive.update(saved)
+    torch.set_num_threads(count)
 
 
 def _bodies(lam, texts):
@@ -25,7 +37,7 @@ def _recorder(calls):
 
 
 @torch.inference_mode()
-def test_threaded_steps_equal_the_reference_and_run_on_the_callers_thread(memory_lam, long_text):
+def test_threaded_steps_equal_the_reference_and_run_on_the_callers_thread(memory_lam, long_text, fixed_threads):
     texts = [long_text, "a short one.", long_text[: len(long_text) // 3]]
     ref_calls, calls = [], []
     ref = pooled_sums(memory_lam.model, memory_lam.segmenter, _bodies(memory_lam, texts), on_step=_recorder(ref_calls))
@@ -43,7 +55,7 @@ def test_threaded_steps_equal_the_reference_and_run_on_the_callers_thread(memory
     torch.testing.assert_close(got[1], ref[1], rtol=0, atol=0)
 
 
-def test_a_failing_consumer_stops_the_encoder_and_frees_the_executor(memory_lam, long_text):
+def test_a_failing_consumer_stops_the_encoder_and_frees_the_executor(memory_lam, long_text, fixed_threads):
     seen = []
 
     def on_step(rows, sums, counts):
