@@ -76,16 +76,16 @@ def idf_pooled_segments(
     the redundancy gate, which stays 1 on natural text). A row whose text is at most 510 tokens
     long, or whose every id drops out, keeps the plain mean.
     """
-    B, S = segments[0][0].shape[0], len(segments)
-    df = torch.zeros(B, vocab_size)
+    B, S, device = segments[0][0].shape[0], len(segments), states[0].device
+    df = torch.zeros(B, vocab_size, device=device)
     for ids, mask in segments:
-        present = torch.zeros(B, vocab_size)
+        present = torch.zeros(B, vocab_size, device=device)
         present.scatter_add_(1, ids, mask.float())  # counts: an id may sit at real and padded positions
         df += present.gt(0).float()
-    u = segment_idf(torch.tensor(float(S)), df)
-    total = torch.zeros(B, states[0].shape[-1])
-    weight = torch.zeros(B)
-    plain, tokens = torch.zeros_like(total), torch.zeros(B)
+    u = segment_idf(torch.tensor(float(S), device=device), df)
+    total = torch.zeros(B, states[0].shape[-1], device=device)
+    weight = torch.zeros(B, device=device)
+    plain, tokens = torch.zeros_like(total), torch.zeros_like(weight)
     for hidden, (ids, mask) in zip(states, segments):
         w = torch.gather(u, 1, ids) * mask
         total = total + torch.einsum("btd,bt->bd", hidden, w)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from lam.config import LAMConfig
 from lam.distill.data import (
+    QueryWindow,
     continuation_ids,
     meeting_query_windows,
     random_span,
@@ -300,7 +301,7 @@ def _retrieval_step(
     student: LAMModel,
     teacher: LAMModel,
     segmenter: TextSegmenter,
-    windows: list,
+    windows: list[QueryWindow],
     cfg: DistillConfig,
     cache: TargetCache | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
