@@ -102,15 +102,15 @@ class _ProbePool(RunningPool):
     def __init__(self, batch, dim, pooling="segment-idf", device="cpu") -> None:
         super().__init__(batch, dim, "segment-idf", device)
         self.ids = [_ProbeStats(dim, device) for _ in range(batch)]
-        self.units = torch.zeros(batch, dim, device=device)  # Σ of unit segment means
+        self.segment_mean = RunningPool(batch, dim, "segment-mean", device)
 
     def add(self, rows, segment_sum, segment_count, tokens=None, whole=None):
         super().add(rows, segment_sum, segment_count, tokens)  # every text through the per-id sums
-        rows = torch.as_tensor(rows)
-        self.units[rows] += torch.nn.functional.normalize(segment_sum / segment_count.unsqueeze(-1), dim=-1)
+        self.segment_mean.add(rows, segment_sum, segment_count)
 
     def sums(self):
-        _CAPTURED.extend({**s.candidates(), "segment-mean": self.units[r]} for r, s in enumerate(self.ids))
+        units, segments = self.segment_mean.sums()
+        _CAPTURED.extend({**s.candidates(), "segment-mean": units[r] / segments[r]} for r, s in enumerate(self.ids))
         return super().sums()
 
 

@@ -169,6 +169,11 @@ def meeting_query_windows(
             yield [QueryWindow(meeting_id, ids[s : s + n_tokens], q, a) for s, (q, a) in group]
 
 
+def _overlaps(x: tuple[int, int], y: tuple[int, int]) -> bool:
+    """Whether half-open ranges x and y share a position."""
+    return x[0] < y[1] and y[0] < x[1]
+
+
 def _window_group(ids, queries, n_tokens, per_meeting, rng, tries: int = 20):
     """``per_meeting`` (window start, query) pairs whose windows overlap neither each other nor
     the others' spans; None if ``tries`` random draws find none."""
@@ -183,12 +188,8 @@ def _window_group(ids, queries, n_tokens, per_meeting, rng, tries: int = 20):
                 lo, hi = max(0, b - n_tokens), a
             starts.append(min(rng.randint(lo, max(lo, hi)), len(ids) - n_tokens))
         windows = [(s, s + n_tokens) for s in starts]
-
-        def overlaps(x, y):
-            return x[0] < y[1] and y[0] < x[1]
-
         clash = any(
-            overlaps(windows[i], span)
+            _overlaps(windows[i], span)
             for i in range(per_meeting)
             for j in range(per_meeting)
             if i != j

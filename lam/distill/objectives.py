@@ -38,9 +38,7 @@ def pooled_segments(
     for n in range(1 if prefixes else len(segments), len(segments) + 1):
         # each prefix sums its own segments (not shared partial sums): the gradients then
         # accumulate in the order the shipped weights were trained with, bit for bit
-        sums = [masked_sum(hidden, mask) for hidden, (_, mask) in zip(states[:n], segments[:n])]
-        total, count = sum(t for t, _ in sums), sum(c for _, c in sums)
-        embeddings.append(total / count.unsqueeze(-1))
+        embeddings.append(token_mean(states[:n], segments[:n]))
     return embeddings if prefixes else embeddings[-1]
 
 
@@ -49,20 +47,27 @@ def embedding_distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Te
     return (1 - F.cosine_similarity(student_emb, teacher_emb, dim=-1)).mean()
 
 
-def passage_recall_loss(doc_emb: torch.Tensor, passage_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
-    """InfoNCE: each document embedding must pick the passage it contains among the batch's.
+def info_nce(anchor_emb: torch.Tensor, positive_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE: each anchor ``[B, d]`` must pick its own positive (same row of ``[B, d]``) among
+    the batch's, by cosine / τ.
 
-    The target for texts longer than the teacher's 512 positions: the teacher cannot embed
-    the whole document, but it embeds any passage of it well; a good single vector for a long
-    document is one from which each of its passages can be retrieved (the job of a long-document
-    embedding in search). doc_emb ``[B, d]`` (student), passage_emb ``[B, d]`` (teacher).
-    In training, rows come in groups that share one long context and differ only by the
-    passage hidden in it (at a random place): the hard negatives that make a mean-pooled
-    vector fail, because the shared context swamps the passage. Only a memory that carries
-    the passage forward into later segments can separate them.
+    ``cloze``: anchors are the student's vectors of long documents, positives the teacher's
+    vectors of a passage hidden in each (a good single vector for a long document is one from
+    which each of its passages can be retrieved). Rows come in groups that share one book and
+    differ by the passage, the hard negatives that make a mean-pooled vector fail: only a memory
+    that carries the passage forward into later segments can separate them.
+    ``retrieve``: anchors are the teacher's vectors of real queries (or their answers),
+    positives the student's vectors of the meeting windows they are about; windows of one
+    meeting are the hard negatives, other meetings the in-batch ones.
     """
-    logits = F.normalize(doc_emb, dim=-1) @ F.normalize(passage_emb, dim=-1).T / temperature
+    logits = F.normalize(anchor_emb, dim=-1) @ F.normalize(positive_emb, dim=-1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+def token_mean(states: list[torch.Tensor], segments: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Token mean ``[B, d]`` over aligned segment batches (the ``"mean"`` pooling), differentiable."""
+    sums = [masked_sum(hidden, mask) for hidden, (_, mask) in zip(states, segments)]
+    return sum(t for t, _ in sums) / sum(c for _, c in sums).unsqueeze(-1)
 
 
 def idf_pooled_segments(
@@ -85,22 +90,12 @@ def idf_pooled_segments(
     u = segment_idf(torch.tensor(float(S), device=device), df)
     total = torch.zeros(B, states[0].shape[-1], device=device)
     weight = torch.zeros(B, device=device)
-    plain, tokens = torch.zeros_like(total), torch.zeros_like(weight)
     for hidden, (ids, mask) in zip(states, segments):
         w = torch.gather(u, 1, ids) * mask
         total = total + torch.einsum("btd,bt->bd", hidden, w)
         weight = weight + w.sum(1)
-        t, n = masked_sum(hidden, mask)
-        plain, tokens = plain + t, tokens + n
-    idf_rows = (tokens - 2 * S > IDF_MIN_TEXT_TOKENS) & (weight > 0)
+    body_tokens = sum(mask.sum(1) for _, mask in segments) - 2 * S
+    idf_rows = (body_tokens > IDF_MIN_TEXT_TOKENS) & (weight > 0)
     return torch.where(
-        idf_rows.unsqueeze(-1), total / weight.clamp(min=1e-12).unsqueeze(-1), plain / tokens.unsqueeze(-1)
+        idf_rows.unsqueeze(-1), total / weight.clamp(min=1e-12).unsqueeze(-1), token_mean(states, segments)
     )
-
-
-def query_retrieval_loss(doc_emb: torch.Tensor, query_emb: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
-    """InfoNCE: each query (teacher embedding ``[B, d]``) must pick its document (student
-    embedding ``[B, d]``, row for row) among the batch's. Rows come in groups of windows of one
-    meeting, the hard negatives; the other meetings are the in-batch negatives."""
-    logits = F.normalize(query_emb, dim=-1) @ F.normalize(doc_emb, dim=-1).T / temperature
-    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

@@ -42,10 +42,10 @@ from lam.distill.data import (
 from lam.distill.objectives import (
     embedding_distillation_loss,
     idf_pooled_segments,
-    passage_recall_loss,
+    info_nce,
     pooled_segments,
-    query_retrieval_loss,
     teacher_layer_inputs,
+    token_mean,
 )
 from lam.distill.target_cache import TargetCache
 from lam.layers import masked_sum
@@ -248,11 +248,8 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
             hidden = [random_span(d, cfg.passage_tokens, rng, continuation) for d in docs]
             target = _teacher_embedding(teacher, segmenter, hidden, cfg.device)
             running = pooled_segments(student, _segments(docs, segmenter, cfg.device), prefixes=True)
-            recall = passage_recall_loss(running[-1], target)
-            prefix_len = 2 * c.segment_body_len
-            fidelity = embedding_distillation_loss(
-                running[1], _teacher_embedding(teacher, segmenter, [d[:prefix_len] for d in docs], cfg.device, cache)
-            )
+            recall = info_nce(running[-1], target)
+            fidelity = _prefix_fidelity(teacher, segmenter, running[1], docs, cfg.device, cache)
             loss = recall + cfg.embed_weight * fidelity
             parts = {"recall": float(recall.detach()), "fidelity": float(fidelity.detach())}
         opt.zero_grad()
@@ -297,6 +294,22 @@ def train(cfg: DistillConfig, model_path: str | None = None, resume: bool = Fals
     return out
 
 
+def _prefix_fidelity(
+    teacher: LAMModel,
+    segmenter: TextSegmenter,
+    prefix_emb: torch.Tensor,
+    docs: list[list[int]],
+    device: str,
+    cache: TargetCache | None,
+) -> torch.Tensor:
+    """The ``embed`` loss on a pass over longer documents: the student's token mean of their first
+    two segments (``prefix_emb``) against the teacher's full-attention embedding of those 508 tokens."""
+    prefix_len = 2 * segmenter.body_len
+    return embedding_distillation_loss(
+        prefix_emb, _teacher_embedding(teacher, segmenter, [d[:prefix_len] for d in docs], device, cache)
+    )
+
+
 def _retrieval_step(
     student: LAMModel,
     teacher: LAMModel,
@@ -317,14 +330,9 @@ def _retrieval_step(
     for field in ("query", "answer"):
         bodies = [ids[:limit] for ids in segmenter.body_ids_batch([getattr(w, field) for w in windows])]
         targets[field] = _teacher_embedding(teacher, segmenter, bodies, cfg.device, cache)
-    query = query_retrieval_loss(doc_emb, targets["query"])
-    answer = query_retrieval_loss(doc_emb, targets["answer"])
-    prefix = [masked_sum(h, m) for h, (_, m) in zip(states[:2], segments[:2])]
-    prefix_emb = sum(t for t, _ in prefix) / sum(n for _, n in prefix).unsqueeze(-1)
-    prefix_len = 2 * segmenter.body_len
-    fidelity = embedding_distillation_loss(
-        prefix_emb, _teacher_embedding(teacher, segmenter, [d[:prefix_len] for d in docs], cfg.device, cache)
-    )
+    query = info_nce(targets["query"], doc_emb)
+    answer = info_nce(targets["answer"], doc_emb)
+    fidelity = _prefix_fidelity(teacher, segmenter, token_mean(states[:2], segments[:2]), docs, cfg.device, cache)
     loss = query + answer + cfg.embed_weight * fidelity
     return loss, {
         "query": float(query.detach()),

@@ -144,9 +144,8 @@ class RunningPool:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.total = torch.zeros(
-            batch, dim, device=device
-        )  # "mean": Σ h and token counts; "segment-mean": Σ unit segment means and segments
+        # "mean": Σ h and token counts; "segment-mean": Σ unit segment means and segments
+        self.total = torch.zeros(batch, dim, device=device)
         self.count = torch.zeros(batch, device=device)
         self.seen = torch.zeros(batch, dim, device=device)  # "segment-idf": Σ h so far, for the gate
         self.ids = [_IdStats(dim, device) for _ in range(batch)] if pooling == "segment-idf" else None

@@ -28,13 +28,13 @@ def test_pooled_segments_and_embedding_loss():
     assert float(embedding_distillation_loss(target, target)) < 1e-6
 
 
-def test_passage_recall_loss_prefers_matching_pairs():
-    from lam.distill.objectives import passage_recall_loss
+def test_info_nce_prefers_matching_pairs_for_cloze():
+    from lam.distill.objectives import info_nce
 
     torch.manual_seed(0)
     passages = torch.randn(6, 16)
-    aligned = passage_recall_loss(passages + 0.01 * torch.randn(6, 16), passages)
-    shuffled = passage_recall_loss(passages[torch.randperm(6)], passages)
+    aligned = info_nce(passages + 0.01 * torch.randn(6, 16), passages)
+    shuffled = info_nce(passages[torch.randperm(6)], passages)
     assert float(aligned) < 0.01 < float(shuffled)
 
 
@@ -101,10 +101,10 @@ def test_idf_pooled_segments_is_segment_idf_on_ungated_text_and_differentiable()
     torch.testing.assert_close(short[0].detach(), plain[0].detach())
 
 
-def test_query_retrieval_loss_prefers_matching_pairs():
-    from lam.distill.objectives import query_retrieval_loss
+def test_info_nce_prefers_matching_pairs_for_retrieval():
+    from lam.distill.objectives import info_nce
 
     torch.manual_seed(0)
     docs = torch.randn(6, 16)
-    assert float(query_retrieval_loss(docs, docs + 0.01 * torch.randn(6, 16))) < 0.01
-    assert float(query_retrieval_loss(docs, docs[torch.randperm(6)])) > 0.01
+    assert float(info_nce(docs + 0.01 * torch.randn(6, 16), docs)) < 0.01
+    assert float(info_nce(docs[torch.randperm(6)], docs)) > 0.01
