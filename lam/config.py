@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-POOLINGS = ("segment-idf", "mean", "segment-mean")  # lam/layers/pooling.py: the first is the default
+POOLINGS = ("segment-mean", "segment-idf", "mean")  # lam/layers/pooling.py: the first is the default
 MAX_SIZE = 1 << 20  # bound on every size field: a typo must not allocate terabytes
 MAX_PARAMETERS = 1 << 31
 MAX_CONFIG_BYTES = 1 << 20
@@ -39,8 +39,8 @@ class LAMConfig:
 
     # --- LAM ---
     segment_len: int = 256  # W: tokens per segment, [CLS] and [SEP] included; exact attention inside
-    memory: bool = True  # False: a plain windowed teacher (no state is read or written)
-    pooling: str = "segment-idf"  # how token states become one vector (POOLINGS)
+    memory: bool = False  # True: segments read and write the memory; False: a windowed teacher
+    pooling: str = "segment-mean"  # how token states become one vector (POOLINGS)
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:

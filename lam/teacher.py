@@ -111,7 +111,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fp32", action="store_true", help="store fp32 instead of fp16")
     args = parser.parse_args()
-    model, tokenizer = build_from_teacher(LAMConfig(name="lam-teacher-init"), seed=args.seed)
+    # the start of the training recipe: a memory to train (closed, so the output is the teacher's),
+    # pooled as the recipe's trained model was (the bundled config then turns the memory off)
+    config = LAMConfig(name="lam-teacher-init", memory=True, pooling="segment-idf")
+    model, tokenizer = build_from_teacher(config, seed=args.seed)
     dtype = torch.float32 if args.fp32 else torch.float16
     print(f"wrote {save_model_files(model, tokenizer, args.out, dtype=dtype)}")
 

@@ -4,10 +4,11 @@ One ``lam eval`` run of the model against the baselines at LongEmbed's eight len
 on a 2-core CPU, so the run is cut into parts (``scripts/parts.py``) that survive an interruption,
 each an ordinary ``lam eval`` record on the same data (the evaluation seed, 100 documents a length):
 
-- the model's parts, under ``<out>/acceptance-<sha256[:8]>/`` and counted only for the same
-  weights pooled the same way: ``short`` (lam and lam-memory-off on STS, fidelity and QMSum),
-  ``ablations`` (fast state only, slow state only on fidelity and QMSum) and lam's passkey and
-  needle in five groups of lengths;
+- the model's parts, under ``<out>/acceptance-<sha256[:8]>-<memory>-<pooling>/`` and counted only
+  for the same weights, memory setting and pooling: ``short`` (lam, and lam-memory-off when the
+  model has a memory, on STS, fidelity and QMSum), ``ablations`` (a model with memory only: fast
+  state only, slow state only on fidelity and QMSum) and lam's passkey and needle in five groups
+  of lengths;
 - the baselines' parts, which no weights change, under ``<out>/acceptance-baselines/``: the
   teacher (256-token truncation), teacher-chunk-mean and BM25 on STS and QMSum and at the eight
   lengths.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+from parts import key_folder, load_parts, missing_parts, model_key, parts_to_run, same_model
 
 from lam.evaluation.synthetic import EVAL_SEED, LENGTHS, N_DOCS
 
@@ -60,6 +61,17 @@ MODEL_PARTS: dict[str, Part] = {
     "ablations": Part(("lam-fast-only", "lam-slow-only"), ("fidelity", "qmsum")),
     **{"-".join(map(str, g)): _longembed(("lam",), g) for g in LENGTH_GROUPS},
 }
+
+
+def model_parts(memory: bool) -> dict[str, Part]:
+    """The parts of a model with or without memory: without, there is nothing to ablate and
+    lam-memory-off is lam itself."""
+    if memory:
+        return MODEL_PARTS
+    parts = {name: spec for name, spec in MODEL_PARTS.items() if name != "ablations"}
+    return {**parts, "short": Part(("lam",), MODEL_PARTS["short"].suites)}
+
+
 BASELINE_PARTS: dict[str, Part] = {
     "baselines": Part(BASELINES, ("sts", "qmsum")),
     "baselines-256-8192": _longembed(BASELINES, LENGTHS[:6]),
@@ -68,10 +80,10 @@ BASELINE_PARTS: dict[str, Part] = {
 PARTS = (*MODEL_PARTS, *BASELINE_PARTS)
 
 
-def measured_model(record: dict, weights_sha256: str, pool: str) -> bool:
-    """A model part counts when each of its encoders measured these weights pooled this way."""
+def measured_model(record: dict, key: tuple[str, bool, str]) -> bool:
+    """A model part counts when each of its encoders measured the model of this key."""
     infos = record.get("encoders", {})
-    return bool(infos) and all(same_model(info, weights_sha256, pool) for info in infos.values())
+    return bool(infos) and all(same_model(info, key) for info in infos.values())
 
 
 def measured_baselines(record: dict, part: str) -> bool:
@@ -139,21 +151,22 @@ def check_floors(merged: dict) -> dict:
 
 def summary_markdown(floors: dict, merged: dict, weights_sha256: str) -> str:
     accepted = all(met for *_, met in floors.values())
-    fidelity_off = merged["results"]["lam-memory-off"]["fidelity"]["mean_cosine"]
     lines = [f"Model acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {accepted}", ""]
     lines += ["| floor | measured | required | met |", "|---|---:|---:|---|"]
     for name, (value, floor, met) in floors.items():
         digits = 4 if name == "fidelity" else 2
         lines.append(f"| {name} | {value:.{digits}f} | {floor:.{digits}f} | {'yes' if met else 'NO'} |")
-    lines += ["", f"512-token fidelity with the memory off (same weights): {fidelity_off:.4f}.", ""]
+    if "lam-memory-off" in merged["results"]:
+        fidelity_off = merged["results"]["lam-memory-off"]["fidelity"]["mean_cosine"]
+        lines += ["", f"512-token fidelity with the memory off (same weights): {fidelity_off:.4f}."]
+    lines.append("")
     lines += [f"Parts: {', '.join(merged['run']['parts'])}; {merged['run']['seconds']:.0f} s in all."]
     return "\n".join(lines) + "\n"
 
 
-def run_part(part: str, model_path: str | None, progress: bool) -> dict:
+def run_part(spec: Part, model_path: str | None, progress: bool) -> dict:
     from lam.evaluation.runner import run_evaluation
 
-    spec = MODEL_PARTS.get(part) or BASELINE_PARTS[part]
     return run_evaluation(
         suites=spec.suites, encoders=spec.encoders, model_path=model_path, lengths=spec.lengths, progress=progress
     )
@@ -171,36 +184,39 @@ def main(argv: list[str] | None = None) -> None:
 
     from lam.evaluation.report import write_report
 
-    sha, pool = model_key(args.model)
-    folders = {"model": Path(args.out) / f"acceptance-{sha[:8]}", "baselines": Path(args.out) / BASELINE_FOLDER}
+    key = model_key(args.model)
+    sha = key[0]
+    parts = {**model_parts(key[1]), **BASELINE_PARTS}
+    folders = {"model": key_folder(args.out, key), "baselines": Path(args.out) / BASELINE_FOLDER}
 
     def folder(part: str) -> Path:
         return folders["model" if part in MODEL_PARTS else "baselines"]
 
     def counts(part: str, record: dict) -> bool:
         if part in MODEL_PARTS:
-            return measured_model(record, sha, pool)
+            return measured_model(record, key)
         return measured_baselines(record, part)
 
     def missing() -> list[str]:
-        return [p for p in PARTS if missing_parts(folder(p), [p], partial(counts, p))]
+        return [p for p in parts if missing_parts(folder(p), [p], partial(counts, p))]
 
-    for part in [] if args.check else parts_to_run(missing(), args.only, args.parts, PARTS):
-        record = run_part(part, args.model, args.progress)
+    for part in [] if args.check else parts_to_run(missing(), args.only, args.parts, tuple(parts)):
+        record = run_part(parts[part], args.model, args.progress)
         write_report(record, folder(part), part)
         print(f"{part}: {record['run']['seconds']:.0f} s", flush=True)
     left = missing()
     if left:
-        print(f"weights {sha[:12]}…: parts left: {left}")
+        print(f"{folders['model'].name}: parts left: {left}")
         if args.check:
             raise SystemExit(1)
         return
-    records = {**load_parts(folders["model"], MODEL_PARTS), **load_parts(folders["baselines"], BASELINE_PARTS)}
+    model_names = [p for p in parts if p in MODEL_PARTS]
+    records = {**load_parts(folders["model"], model_names), **load_parts(folders["baselines"], BASELINE_PARTS)}
     merged = merge_records(records)
     write_report(merged, folders["model"], "all")
     floors = check_floors(merged)
     accepted = all(met for *_, met in floors.values())
-    summary = {"weights_sha256": sha, "pool": pool, "accepted": accepted, "floors": floors}
+    summary = {"weights_sha256": sha, "memory": key[1], "pooling": key[2], "accepted": accepted, "floors": floors}
     (folders["model"] / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = summary_markdown(floors, merged, sha)
     (folders["model"] / "summary.md").write_text(text)

@@ -2,9 +2,9 @@
 
 The search engine with a read memory takes 1–3 h here for all of it (passkey and needle at
 LongEmbed's 8 lengths, QMSum). So each part writes its own record under
-``<out>/acceptance-<sha256[:8]>/``, named after the weights it measured, and a part is skipped
-only when its record measured the same weights (sha256 of ``model.safetensors``), pooled the same
-way, with the same fusion weights (scripts/parts.py).
+``<out>/acceptance-<sha256[:8]>-<memory>-<pooling>/``, named after the model it measured, and a
+part is skipped only when its record measured the same weights (sha256 of ``model.safetensors``),
+memory setting and pooling, with the same fusion weights (scripts/parts.py).
 Training is bit-for-bit deterministic on one machine type but not across them (AMX or not changes
 the kernels), so parts measured on another rebuild are never mixed in. The model's own figures
 have their parts in ``scripts/accept_model.py``.
@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 from functools import partial
-from pathlib import Path
 
-from parts import load_parts, missing_parts, model_key, parts_to_run, same_model
+from parts import key_folder, load_parts, missing_parts, model_key, parts_to_run, same_model
 from tune_fusion import BM25_MARGIN
 
 from lam.evaluation.synthetic import LENGTHS
@@ -33,14 +32,10 @@ PARTS = (*LONGEMBED_PARTS, "qmsum")
 PASSKEY_FLOOR, NEEDLE_FLOOR = 100.0, 99.0
 
 
-def part_folder(out: str | Path, weights_sha256: str) -> Path:
-    return Path(out) / f"acceptance-{weights_sha256[:8]}"
-
-
-def measured_same(record: dict, weights_sha256: str, pool: str, fusion: dict[str, float]) -> bool:
-    """Whether a part's record measured these weights, pooled this way, with these fusion weights."""
+def measured_same(record: dict, key: tuple[str, bool, str], fusion: dict[str, float]) -> bool:
+    """Whether a part's record measured the model of this key with these fusion weights."""
     info = record.get("encoders", {}).get("lam-search", {})
-    return same_model(info, weights_sha256, pool) and all(info.get(k) == v for k, v in fusion.items())
+    return same_model(info, key) and all(info.get(k) == v for k, v in fusion.items())
 
 
 def summarise(records: dict[str, dict]) -> dict:
@@ -64,10 +59,12 @@ def summarise(records: dict[str, dict]) -> dict:
     return {"scores": table, "floors": floors, "accepted": all(floors.values()), "seconds": seconds}
 
 
-def summary_markdown(summary: dict, weights_sha256: str) -> str:
+def summary_markdown(summary: dict, key: tuple[str, bool, str]) -> str:
     scores = summary["scores"]
     lengths = sorted(scores["lam-search"]["passkey"], key=int)
-    lines = [f"Search acceptance, weights sha256 {weights_sha256[:12]}…: accepted = {summary['accepted']}", ""]
+    weights_sha256, memory, pooling = key
+    model = f"weights sha256 {weights_sha256[:12]}…, memory {'on' if memory else 'off'}, {pooling} pooling"
+    lines = [f"Search acceptance, {model}: accepted = {summary['accepted']}", ""]
     for task in ("passkey", "needle"):
         lines += [f"| {task} nDCG@1 | " + " | ".join(lengths) + " |", "|---|" + "---:|" * len(lengths)]
         lines += [f"| {n} | " + " | ".join(f"{scores[n][task][L]:.0f}" for L in lengths) + " |" for n in scores]
@@ -94,9 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     from lam.retrieval import DEFAULT_WEIGHTS, FusionWeights
 
     weights = FusionWeights.parse(args.fusion_weights) if args.fusion_weights else DEFAULT_WEIGHTS
-    sha, pool = model_key(args.model)  # sha = LAM(args.model).weights_sha256
-    folder = part_folder(args.out, sha)
-    matches = partial(measured_same, weights_sha256=sha, pool=pool, fusion=weights.as_dict())
+    key = model_key(args.model)
+    folder = key_folder(args.out, key)
+    matches = partial(measured_same, key=key, fusion=weights.as_dict())
     todo = missing_parts(folder, PARTS, matches)
     for part in [] if args.check else parts_to_run(todo, args.only, args.parts, PARTS):
         suites = ("qmsum",) if part == "qmsum" else ("longembed",)
@@ -112,12 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{part}: {record['run']['seconds']:.0f} s", flush=True)
     left = missing_parts(folder, PARTS, matches)
     if left:
-        print(f"weights {sha[:12]}…: parts left: {left}")
+        print(f"{folder.name}: parts left: {left}")
         raise SystemExit(1 if args.check else 0)
     summary = summarise(load_parts(folder, PARTS))
-    (folder / "summary.json").write_text(json.dumps({"weights_sha256": sha, **summary}, indent=2) + "\n")
-    (folder / "summary.md").write_text(summary_markdown(summary, sha))
-    print(summary_markdown(summary, sha))
+    sha, memory, pooling = key
+    record = {"weights_sha256": sha, "memory": memory, "pooling": pooling, **summary}
+    (folder / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / "summary.md").write_text(summary_markdown(summary, key))
+    print(summary_markdown(summary, key))
     if args.check and not summary["accepted"]:
         raise SystemExit(1)
 

@@ -3,8 +3,9 @@
 A long evaluation (hours on this 2-core CPU) is cut into parts. Each part writes its own run
 record (:func:`lam.evaluation.report.write_report`) to ``<folder>/<part>.json``; a later run
 skips a part only when its record measured the same thing: the same weights (sha256 of
-``model.safetensors``) pooled the same way (``LAMConfig.pooling``), plus
-whatever else the caller's ``matches`` asks for. Training is bit-for-bit deterministic on one
+``model.safetensors``) with the memory on or off as before (``LAMConfig.memory``) and pooled the
+same way (``LAMConfig.pooling``), plus whatever else the caller's ``matches`` asks for: one
+weights file is two models when its config turns the memory off. Training is bit-for-bit deterministic on one
 machine type but not across them, so parts of another rebuild are never mixed in.
 """
 
@@ -15,18 +16,29 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def model_key(model_path: str | None) -> tuple[str, str]:
-    """(sha256 of the weights, pooling) of a model folder, without loading the model."""
+def model_key(model_path: str | None) -> tuple[str, bool, str]:
+    """(sha256 of the weights, memory on, pooling) of a model folder, without loading the model."""
     from lam.config import LAMConfig
     from lam.persistence import CONFIG_FILE, WEIGHTS_FILE, resolve_model_dir, sha256_file
 
     folder = resolve_model_dir(model_path)
-    return sha256_file(folder / WEIGHTS_FILE), LAMConfig.load(folder / CONFIG_FILE).pooling
+    config = LAMConfig.load(folder / CONFIG_FILE)
+    return sha256_file(folder / WEIGHTS_FILE), config.memory, config.pooling
 
 
-def same_model(info: dict, weights_sha256: str, pooling: str) -> bool:
-    """Whether an encoder's record info (``record["encoders"][name]``) measured these weights and pooling."""
-    return info.get("weights_sha256") == weights_sha256 and info.get("pooling") == pooling
+def same_model(info: dict, key: tuple[str, bool, str]) -> bool:
+    """Whether an encoder's record info (``record["encoders"][name]``) measured the model of this
+    :func:`model_key`: its weights, memory setting and pooling."""
+    weights_sha256, memory, pooling = key
+    return (
+        info.get("weights_sha256") == weights_sha256 and info.get("memory") == memory and info.get("pooling") == pooling
+    )
+
+
+def key_folder(out: str | Path, key: tuple[str, bool, str]) -> Path:
+    """The folder of one model's parts under ``out``, named after its :func:`model_key`."""
+    weights_sha256, memory, pooling = key
+    return Path(out) / f"acceptance-{weights_sha256[:8]}-{'memory' if memory else 'memory-off'}-{pooling}"
 
 
 def missing_parts(folder: Path, parts: Sequence[str], matches: Callable[[dict], bool]) -> list[str]:

@@ -38,6 +38,8 @@ def tiny_config(**overrides) -> LAMConfig:
         cls_token_id=2,
         sep_token_id=3,
         pad_token_id=0,
+        memory=True,
+        pooling="segment-idf",
         name="tiny",
     )
     base.update(overrides)
@@ -75,12 +77,28 @@ def shipped_lam() -> LAM:
     return LAM()
 
 
+def shipped_weights(**changes) -> LAM:
+    """The bundled weights under a changed config (an in-memory model). The weights file keeps the
+    trained memory that the bundled config leaves off: ``memory=True`` reads it."""
+    from lam.persistence import load_model_files, load_state_into, resolve_model_dir
+
+    folder = resolve_model_dir(None)
+    config, state, tokenizer = load_model_files(folder)
+    model = LAMModel(LAMConfig.from_dict({**config.to_dict(), **changes})).eval()
+    load_state_into(model, state, folder)
+    return LAM.from_model(model, tokenizer, source=f"bundled weights with {changes}")
+
+
 def shipped_with_segment_len(segment_len: int) -> LAM:
-    """The shipped weights run with segments of ``segment_len`` tokens (an in-memory model)."""
-    shipped = LAM()
-    model = LAMModel(LAMConfig.from_dict({**shipped.config.to_dict(), "segment_len": segment_len}))
-    model.load_state_dict(shipped.model.state_dict())
-    return LAM.from_model(model, shipped.tokenizer, source=f"shipped, W={segment_len}")
+    """The bundled weights with their trained memory on, run with segments of ``segment_len``
+    tokens (an in-memory model)."""
+    return shipped_weights(segment_len=segment_len, memory=True)
+
+
+@pytest.fixture(scope="session")
+def shipped_memory_lam() -> LAM:
+    """The bundled weights with the trained memory on, pooled by segment IDF (lam-v1)."""
+    return shipped_weights(memory=True, pooling="segment-idf")
 
 
 @pytest.fixture(scope="session")

@@ -146,3 +146,20 @@ def test_rename_refuses_a_corrupt_folder(saved):
     with pytest.raises(WeightsError, match="corrupt"):
         configure_model(saved, name="renamed")
     assert (saved / "checksums.sha256").read_text() == checksums
+
+
+def test_the_bundled_folder_turns_its_trained_memory_on(tmp_path, shipped_lam):
+    """The README's recipe for the memory: a copy of the bundled folder with the memory on reads
+    the trained memory tensors the bundled config leaves unread (other vectors for long text, the
+    same for a text of one segment)."""
+    copy = tmp_path / "lam-v1"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    configure_model(copy, memory=True, pooling="segment-idf", name="lam-v1")
+    lam_v1 = LAM(copy)
+    assert lam_v1.config.memory and not shipped_lam.config.memory
+    assert any(float(layer.attention.memory.read_gate.abs().max()) > 0 for layer in lam_v1.model.layers)
+    long_text = "the slow memory of a long text keeps what came before . " * 80
+    short, long = lam_v1.encode(["the cat sat on the mat", long_text])
+    off_short, off_long = shipped_lam.encode(["the cat sat on the mat", long_text])
+    np.testing.assert_allclose(short, off_short, atol=1e-6)
+    assert float(long @ off_long) < 0.999

@@ -18,7 +18,7 @@ def test_teacher_files_verified():
 
 def test_every_tensor_mapped_exactly():
     state = load_file(str(teacher.teacher_dir() / "model.safetensors"))
-    model = LAMModel(LAMConfig())
+    model = LAMModel(LAMConfig(memory=True))  # with a memory: its tensors are LAM's own
     mapped = teacher.teacher_to_lam_state(state, model)
     for lam_name, t_name in teacher.teacher_key_map(model.config).items():
         assert torch.equal(mapped[lam_name], state[t_name].float())

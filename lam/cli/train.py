@@ -75,8 +75,10 @@ def distill(
 ) -> None:
     """Train LAM's memory against the full-attention teacher (needs the `dev` extras).
 
-    Writes <out>/model (a LAM model folder), log.jsonl, loss.png, summary.json (512-token
-    fidelity before/after) and checkpoint.pt (for --resume; never commit it).
+    Writes <out>/model (a LAM model folder, its memory on), log.jsonl, loss.png, summary.json
+    (512-token fidelity before/after) and checkpoint.pt (for --resume; never commit it). The
+    start model's memory is read and trained even where its config leaves it off (the bundled
+    model keeps its trained memory in the weights file, unread).
     """
     from lam.distill.train import DistillConfig, train
     from lam.errors import LAMError

@@ -78,9 +78,16 @@ class DistillConfig:
 
 
 def build_pair(model_path: str | None, device: str) -> tuple[LAMModel, LAMModel, TextSegmenter]:
-    """(student, full-attention teacher over 512 tokens, segmenter) from one model folder."""
+    """(student, full-attention teacher over 512 tokens, segmenter) from one model folder.
+
+    Distillation trains the memory, so the student has it on even where the folder's config
+    turns it off (the bundled model keeps its trained memory in the weights file, unread).
+    """
     model_dir = resolve_model_dir(model_path)
     config, state, tokenizer = load_model_files(model_dir)
+    config = LAMConfig.from_dict({**config.to_dict(), "memory": True})
+    if not any(".memory." in name for name in state):
+        raise ValueError(f"{model_dir} has no memory tensors to train (start from a model with a memory)")
     student = LAMModel(config)
     load_state_into(student, state, model_dir)
     teacher_config = LAMConfig.from_dict({**config.to_dict(), "segment_len": 512, "memory": False})

@@ -71,9 +71,9 @@ class LAMEncoder(DenseEncoder):
             raise ValueError(f"reads must be 'both', 'fast', 'slow' or 'none', got {reads!r}")
         self.model = LAM(model_path, device=device, quantize=quantize)
         closed = {"both": (), "fast": ("slow",), "slow": ("fast",), "none": ("fast", "slow")}[reads]
-        if closed and not self.model.config.memory:
-            raise ValueError("a memory ablation needs a model with memory")
-        for layer in self.model.model.layers:
+        if reads in ("fast", "slow") and not self.model.config.memory:
+            raise ValueError("a one-state memory ablation needs a model with memory")
+        for layer in self.model.model.layers if self.model.config.memory else ():  # memory off: nothing to close
             for timescale in closed:
                 layer.attention.memory.close_read_gates(timescale)
         default = {"both": "lam", "none": "lam-memory-off"}.get(reads, f"lam-{reads}-only")
@@ -88,6 +88,7 @@ class LAMEncoder(DenseEncoder):
             "segment_len": self.model.config.segment_len,
             "quantize": quantize,
             "weights_sha256": self.model.weights_sha256,
+            "memory": self.model.config.memory,
             "pooling": self.model.config.pooling,
         }
 
@@ -207,6 +208,7 @@ class LAMSearch(Retriever):
             "model": self.model.config.name,
             "source": str(model_path or "bundled"),
             "weights_sha256": self.model.weights_sha256,
+            "memory": self.model.config.memory,
             "pooling": self.model.config.pooling,
             **self.weights.as_dict(),
         }

@@ -2,7 +2,15 @@
 
 Three poolings (``LAMConfig.pooling``):
 
-``"segment-idf"`` (the default, what the bundled weights ship with). A document's embedding is a
+``"segment-mean"`` (the default, what the bundled model ships with): the mean of the segments'
+unit token means, e = (1/S) Σ_s m_s / ‖m_s‖ with m_s = Σ_{t∈s} h_t / n_s: every segment weighs the
+same whatever its length and the norm of its states. With the memory off this is the teacher's
+chunk average (the same 254-token chunks, exact attention in each); a text of one segment keeps
+its token mean's direction. Chosen on long documents of twelve kinds: every candidate that read
+the trained memory or weighted tokens by segment IDF lost to chunk averaging on some kind of
+document (docs/research.md).
+
+``"segment-idf"`` (lam-v1's, with its memory read). A document's embedding is a
 weighted token mean over its segments s = 1…S,
 
     e = Σ_t u(v_t)·w_{s(t)}·h_t  /  Σ_t u(v_t)·w_{s(t)},
@@ -27,11 +35,6 @@ with two weights that need no corpus statistics and no training:
   mean pool), and so does a text whose every id would drop out (no embedding is ever 0/0).
 
 ``"mean"``: the plain token mean over the whole text, e = Σ_t h_t / n (the teacher's pool).
-
-``"segment-mean"``: the mean of the segments' unit token means, e = (1/S) Σ_s m_s / ‖m_s‖ with
-m_s = Σ_{t∈s} h_t / n_s: every segment weighs the same whatever its length and the norm of its
-states. With the memory off this is the teacher's chunk average (the same 254-token chunks,
-exact attention in each); a text of one segment keeps its token mean's direction.
 
 The state streams in O(1) memory in the length: three vectors per document, plus, for segment
 IDF, Σ w·h, Σ w and df per distinct id (bounded by the vocabulary).

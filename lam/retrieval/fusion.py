@@ -28,7 +28,8 @@ with seeds other than the evaluation seed): ``python scripts/tune_fusion.py`` re
 choice and writes ``results/retrieval/fusion-dev*.{json,md}``. For the teacher-initialised weights
 (memory closed) the best dev mean came from (passage 0.75, document 0, lexical 1, document_lexical
 0.25): the document vector added nothing once the best passage was in. With the trained memory of
-lam-v1 it does: (0.75, 0.5, 1, 1), the defaults since those weights shipped.
+lam-v1 it did: (0.75, 0.5, 1, 1). The bundled model reads no memory, so its passages are the
+teacher's own windows, and the tuning picks (0.75, 0, 1, 0.25) again: the defaults.
 """
 
 from __future__ import annotations
@@ -42,15 +43,15 @@ import numpy as np
 class FusionWeights:
     """Weights of the standardised signals (see the module docstring).
 
-    The defaults are the bundled weights' own (lam-v1): chosen on QMSum val and the dev passkey /
-    needle sets by ``scripts/tune_fusion.py`` (results/retrieval/fusion-dev-polish-hi-330-long.md).
-    Passages are the memory's segment states, so other weights need their own.
+    The defaults are the bundled model's own: chosen on QMSum val and the dev passkey / needle
+    sets by ``scripts/tune_fusion.py`` (results/retrieval/fusion-dev-lam-v1.1.md). Passages are
+    the model's segment states, so a model whose memory is read needs its own.
     """
 
     passage: float = 0.75
-    document: float = 0.5
+    document: float = 0.0
     lexical: float = 1.0
-    document_lexical: float = 1.0
+    document_lexical: float = 0.25
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -1,7 +1,7 @@
 """``Index``: exact long-document retrieval over a persistent SQLite index.
 
 Indexing runs documents through the streaming encoder segment by segment: every segment is
-a passage whose vector is contextualised by the memory, the document vector is the mean of
+a passage (contextualised by the memory, when the model reads one), the document vector pools
 them all (equal to ``LAM.encode``), and each passage's text goes to the FTS5 lexical index.
 The encoder runs on the index's own thread while this one writes (:mod:`lam.heap` says why).
 Searching scores every document by its best passage, its document vector and BM25, fused as
@@ -205,8 +205,12 @@ class Index:
         self.encoder = model = encoder
         self.weights = weights
         self.batch_size = batch_size
+        # an index takes only its model's vectors: one weights file gives other passages with the
+        # memory on than off, and other document vectors under another pooling
         info = {"model": model.config.name, "dim": str(model.config.hidden_size)}
-        info["weights_sha256"] = model.weights_sha256 or "unsaved"  # an index takes only its model's vectors
+        info["weights_sha256"] = model.weights_sha256 or "unsaved"
+        info["memory"] = "on" if model.config.memory else "off"
+        info["pooling"] = model.config.pooling
         self.store = IndexStore(path, info, create=create, timeout=timeout)
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)

@@ -1,8 +1,8 @@
 """Passages: the model's own segments, with the characters each one covers.
 
 A passage is one segment body (W − 2 tokens, the last one shorter), so its vector is exactly
-what the streaming encoder computes for that segment — contextualised by the memory of every
-segment before it — and the document vector is the token-weighted mean of its passages,
+what the streaming encoder computes for that segment (contextualised by the memory of every
+segment before it, when the model reads one), and the document vector pools its passages,
 identical to ``LAM.encode``. Passages tile the text: each one runs from the end of the one
 before (the first from 0) to the last character of its last token, so consecutive passages are
 consecutive substrings (only whitespace after the last token is in none).

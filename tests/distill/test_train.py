@@ -3,16 +3,31 @@
 import json
 
 import pytest
+import torch
 
 from lam import LAM
-from lam.distill.train import DistillConfig, train
-from tests.conftest import SHARED_DATA
+from lam.distill.train import DistillConfig, build_pair, train
+from tests.conftest import SHARED_DATA, make_tiny_lam, shipped_weights
 
-pytestmark = pytest.mark.skipif(
+needs_data = pytest.mark.skipif(
     not (SHARED_DATA / "longdocs").exists() or not (SHARED_DATA / "qmsum").exists(), reason="needs ../shared/data"
 )
 
 
+def test_the_student_reads_the_memory_its_folder_leaves_off(tmp_path):
+    """Distillation trains the memory: a folder whose config turns it off (the bundled one) gives a
+    student with it on, its trained tensors loaded; a folder with no memory tensors is refused."""
+    student, teacher, _ = build_pair(None, "cpu")
+    assert not LAM().config.memory and student.config.memory and not teacher.config.memory
+    trained = shipped_weights(memory=True).model.state_dict()
+    for name, tensor in student.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+    make_tiny_lam(memory=False).save_pretrained(tmp_path / "no-memory")
+    with pytest.raises(ValueError, match="no memory tensors"):
+        build_pair(str(tmp_path / "no-memory"), "cpu")
+
+
+@needs_data
 @pytest.mark.parametrize("stage", ["embed", "cloze", "retrieve"])
 def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     cfg = DistillConfig(
@@ -46,6 +61,7 @@ def test_one_step_writes_a_loadable_model_and_resumes(tmp_path, stage):
     assert abs(entries[0]["loss"] - sum(entries[0]["parts"].values())) < 1e-4 or not parts
 
 
+@needs_data
 def test_bad_stage_settings_are_refused(tmp_path):
     cfg = DistillConfig(stage="cloze", steps=1, batch_size=2, group=4, out=str(tmp_path), target_cache=None)
     with pytest.raises(ValueError, match="group"):

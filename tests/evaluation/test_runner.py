@@ -132,10 +132,10 @@ def test_dense_score_reuses_the_corpus_embeddings_only_for_the_same_corpus():
 def test_memory_ablation_encoders_read_one_state(tmp_path):
     import torch
 
-    from lam import LAM
     from lam.evaluation.runner import make_encoder
+    from tests.conftest import shipped_weights
 
-    model = LAM()
+    model = shipped_weights(memory=True)
     with torch.no_grad():
         for layer in model.model.layers:
             layer.attention.memory.read_gate.fill_(1.0)
@@ -158,6 +158,12 @@ def test_memory_ablation_encoders_read_one_state(tmp_path):
     make_tiny_lam(memory=False).save_pretrained(tmp_path / "no-memory")
     with pytest.raises(ValueError, match="memory"):
         LAMEncoder(str(tmp_path / "no-memory"), reads="fast")
+    # a model without memory is its own memory-off ablation (``lam eval``'s default encoders)
+    off = make_encoder("lam-memory-off", str(tmp_path / "no-memory"))
+    lam = make_encoder("lam", str(tmp_path / "no-memory"))
+    assert off.info["reads"] == "none" and off.info["memory"] is False
+    texts = ["the cat sat on the mat . " * 9, "a dog ran fast"]
+    assert np.allclose(off.embed(texts, "document"), lam.embed(texts, "document"), atol=1e-6)
 
 
 def test_fidelity_texts_fill_the_teachers_512_positions():
@@ -173,7 +179,7 @@ def test_fidelity_texts_fill_the_teachers_512_positions():
     assert all(t in first_held_out for t in texts)  # held-out text, never a training document
 
 
-def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below():
+def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below(tmp_path):
     from lam.evaluation.datasets import load_fidelity_texts
     from lam.evaluation.encoders import DenseEncoder, TeacherEncoder
     from lam.evaluation.runner import FullAttentionTeacher, make_encoder, score_fidelity
@@ -189,25 +195,27 @@ def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below(
 
     assert score_fidelity(Full(), texts, full)["mean_cosine"] > 0.99999
     truncated = score_fidelity(TeacherEncoder(), texts, full)["mean_cosine"]
-    lam = score_fidelity(make_encoder("lam"), texts, full)["mean_cosine"]
-    assert truncated < 0.95 and lam > truncated  # LAM reads all 510 tokens, truncation only 254
+    assert truncated < 0.95
+    # the trained memory carries the first segment into the second: closer to 510-token attention
+    # than truncation, and than two windows averaged (the bundled model)
+    from tests.conftest import shipped_weights
+
+    shipped_weights(memory=True, pooling="segment-idf").save_pretrained(tmp_path / "memory")
+    memory = score_fidelity(make_encoder("lam", str(tmp_path / "memory")), texts, full)["mean_cosine"]
+    windows = score_fidelity(make_encoder("lam"), texts, full)["mean_cosine"]
+    assert memory > truncated and memory > windows
 
 
-def test_shipped_weights_memory_off_segment_mean_are_the_teacher_chunk_mean():
-    """LAM with the memory off and the ``"segment-mean"`` pool computes teacher chunk-mean's
-    vector of a long text (the same 254-token chunks, the teacher's attention in each), and the
-    default pool does not."""
-    from lam import LAM, LAMConfig
+def test_the_bundled_model_is_the_teacher_chunk_mean_and_its_memory_is_not():
+    """The bundled config (memory off, ``"segment-mean"`` pool) computes teacher chunk-mean's
+    vector of a long text (the same 254-token chunks, the teacher's attention in each); the same
+    weights with their trained memory read do not."""
     from lam.evaluation.encoders import TeacherChunkMean
-    from lam.model import LAMModel
+    from tests.conftest import shipped_weights
 
     shipped = LAM()
-    config = LAMConfig.from_dict({**shipped.config.to_dict(), "memory": False, "pooling": "segment-mean"})
-    model = LAMModel(config).eval()
-    model.load_state_dict({k: v for k, v in shipped.model.state_dict().items() if ".memory." not in k})
-    lam = LAM.from_model(model, shipped.segmenter.tokenizer, source="test")
     text = " ".join(f"Line {i}: the committee discussed item {i % 7} of the budget." for i in range(120))
-    assert lam.count_tokens(text) > 3 * 254
-    ours, chunk_mean = lam.encode([text])[0], TeacherChunkMean().embed([text], "document")[0]
+    assert shipped.count_tokens(text) > 3 * 254
+    ours, chunk_mean = shipped.encode([text])[0], TeacherChunkMean().embed([text], "document")[0]
     assert float(ours @ chunk_mean) > 0.99999  # LAM's weights are stored in fp16, the teacher's in fp32
-    assert float(shipped.encode([text])[0] @ chunk_mean) < 0.999
+    assert float(shipped_weights(memory=True).encode([text])[0] @ chunk_mean) < 0.999

@@ -235,8 +235,16 @@ def test_corrupt_or_foreign_index_files_are_refused_untouched(shipped_lam, tmp_p
     assert garbage.read_bytes() == b"this is not a database" * 100
     with pytest.raises(LAMIndexError, match="directory"):
         Index(tmp_path, shipped_lam)
-    # another model's index, and one written by an older LAM (schema 1: one lexical column)
-    for key, value, error in [("weights_sha256", "another-model", "weights_sha256"), ("schema", "1", "rebuild")]:
+    # another model's index, the same weights with the memory or pooling of another config (other
+    # vectors), and one written by an older LAM (schema 1: one lexical column)
+    memory = "off" if shipped_lam.config.memory else "on"
+    pooling = "mean" if shipped_lam.config.pooling != "mean" else "segment-mean"
+    for key, value, error in [
+        ("weights_sha256", "another-model", "weights_sha256"),
+        ("memory", memory, "memory"),
+        ("pooling", pooling, "pooling"),
+        ("schema", "1", "rebuild"),
+    ]:
         other = tmp_path / f"{key}.lam"
         Index(other, shipped_lam).close()
         with sqlite3.connect(other) as db:
