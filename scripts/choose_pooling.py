@@ -8,14 +8,16 @@ keeps are kept gated and ungated, and each candidate is a different weighting of
 candidates differ only in the pooling, on the same token states. Each runs with the memory on
 and off (the same weights, every read gate closed); with several ``--model`` folders, each
 model's memory-on candidates compete too (their memory-off ones are computed once when the
-models differ only in the memory).
+models differ only in the memory). A folder whose config leaves the memory off gives only its
+memory-off candidates (lam-v1's memory-on ones need a copy of the bundled folder with the memory
+on, as the README shows).
 
 Candidates (u(v) = max(0, log((1 + S) / (df(v) + c·S))) over the text's S segments, only for
 texts of more than 510 tokens, as in :mod:`lam.layers.pooling`):
 
 * ``mean``: the plain token mean;
 * ``gated-mean``: the token mean under the redundancy gate;
-* ``idf-c<c>``: segment IDF with the gate, c in ``C_GRID`` (``idf-c0.2`` is the shipped pooling);
+* ``idf-c<c>``: segment IDF with the gate, c in ``C_GRID`` (``idf-c0.2`` is lam-v1's pooling);
 * ``idf-c0.2-ungated``: segment IDF without the gate;
 * ``segment-mean``: the mean of the segments' L2-normalised token means (what chunk-mean does
   with the teacher's chunk vectors), for any length.
@@ -121,10 +123,10 @@ def candidate_vectors(model: LAM, texts: list[str], desc: str) -> dict[str, np.n
         rows = []
         for text in tqdm(texts, desc=desc, unit="text"):
             _CAPTURED.clear()
-            shipped = model.encode([text])[0]
+            encoded = model.encode([text])[0]  # pooled by the probe, which runs as segment IDF
             rows.append(_CAPTURED[0])
-            mine = rows[-1]["idf-c0.2"].numpy()  # the probe reproduces the shipped pooling
-            assert np.allclose(mine / np.linalg.norm(mine), shipped, atol=1e-5), "probe != shipped pooling"
+            mine = rows[-1]["idf-c0.2"].numpy()  # so its idf-c0.2 candidate must be encode's vector
+            assert np.allclose(mine / np.linalg.norm(mine), encoded, atol=1e-5), "probe != segment-idf pooling"
     finally:
         lam.runner.RunningPool = RunningPool
     out = {}
@@ -235,7 +237,7 @@ def main() -> None:
         name = model.config.name
         weights[name] = model.weights_sha256
         tag = f"{name}, memory on" if args.model and len(args.model) > 1 else "memory on"
-        for pool, r in score_candidates(model, splits, tag).items():
+        for pool, r in score_candidates(model, splits, tag).items() if model.config.memory else ():
             candidates[f"{pool} ({tag})"] = r
         state = _memory_free_state(model)
         if any(
