@@ -236,9 +236,10 @@ def main() -> None:
         model = LAMEncoder(path, reads="both").model
         name = model.config.name
         weights[name] = model.weights_sha256
-        tag = f"{name}, memory on" if args.model and len(args.model) > 1 else "memory on"
-        for pool, r in score_candidates(model, splits, tag).items() if model.config.memory else ():
-            candidates[f"{pool} ({tag})"] = r
+        if model.config.memory:
+            tag = f"{name}, memory on" if args.model and len(args.model) > 1 else "memory on"
+            for pool, r in score_candidates(model, splits, tag).items():
+                candidates[f"{pool} ({tag})"] = r
         state = _memory_free_state(model)
         if any(
             state.keys() == other.keys() and all(torch.equal(state[k], other[k]) for k in state)

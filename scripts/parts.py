@@ -5,8 +5,9 @@ record (:func:`lam.evaluation.report.write_report`) to ``<folder>/<part>.json``;
 skips a part only when its record measured the same thing: the same weights (sha256 of
 ``model.safetensors``) with the memory on or off as before (``LAMConfig.memory``) and pooled the
 same way (``LAMConfig.pooling``), plus whatever else the caller's ``matches`` asks for: one
-weights file is two models when its config turns the memory off. Training is bit-for-bit deterministic on one
-machine type but not across them, so parts of another rebuild are never mixed in.
+weights file is two models when its config turns the memory off. Training is bit-for-bit
+deterministic on one machine type but not across them, so parts of another rebuild are never
+mixed in.
 """
 
 from __future__ import annotations

@@ -96,12 +96,6 @@ def shipped_with_segment_len(segment_len: int) -> LAM:
 
 
 @pytest.fixture(scope="session")
-def shipped_memory_lam() -> LAM:
-    """The bundled weights with the trained memory on, pooled by segment IDF (lam-v1)."""
-    return shipped_weights(memory=True, pooling="segment-idf")
-
-
-@pytest.fixture(scope="session")
 def memory_lam() -> LAM:
     """The shipped weights with short segments (W=64) and open gates: many segments, cheaply."""
     lam = shipped_with_segment_len(64)

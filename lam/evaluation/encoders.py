@@ -73,9 +73,10 @@ class LAMEncoder(DenseEncoder):
         closed = {"both": (), "fast": ("slow",), "slow": ("fast",), "none": ("fast", "slow")}[reads]
         if reads in ("fast", "slow") and not self.model.config.memory:
             raise ValueError("a one-state memory ablation needs a model with memory")
-        for layer in self.model.model.layers if self.model.config.memory else ():  # memory off: nothing to close
-            for timescale in closed:
-                layer.attention.memory.close_read_gates(timescale)
+        if self.model.config.memory:  # a model without memory has no gates to close
+            for layer in self.model.model.layers:
+                for timescale in closed:
+                    layer.attention.memory.close_read_gates(timescale)
         default = {"both": "lam", "none": "lam-memory-off"}.get(reads, f"lam-{reads}-only")
         if quantize is not None:
             default = f"lam-{quantize}"
