@@ -19,6 +19,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ from lam.threads import adapt as adapt_threads
 from lam.tokenization import IncrementalTokenizer, TextSegmenter, check_unicode
 
 _END = object()
+# Segment rows per forward call when segments are independent (no memory read): one 256-token
+# segment is a [256, 384] matmul, four make [1024, 384], which runs 1.2-1.4x faster per row on CPU.
+ROWS_PER_STEP = 4
 
 
 def to_embeddings(
@@ -76,8 +80,13 @@ def pooled_sums(
     ``max_batch_tokens`` bounds B × T of one forward call (larger batches are split), so an
     oversize batch costs time, never an out-of-memory crash.
     ``on_segment(n_tokens)`` is called after each step with its text tokens (progress bars).
-    ``on_step(documents, segment_sums, segment_counts)`` receives each step's per-segment Σ hidden
-    and token counts, row k belonging to document ``documents[k]`` (passage vectors for the index).
+    ``on_step(documents, segment_sums, segment_counts)`` receives each segment's Σ hidden and token
+    count, row k belonging to document ``documents[k]``, every document's segments in order
+    (passage vectors for the index).
+
+    When no layer reads the memory, a document's segments are independent, so one forward call
+    takes up to :data:`ROWS_PER_STEP` segments of the same documents (a long text runs four
+    segments at a time: larger matmuls, fewer calls); the result is the same as one at a time.
     """
     B = len(documents)
     device = next(model.parameters()).device
@@ -88,38 +97,57 @@ def pooled_sums(
     reads_memory = model.memory_is_read()  # a memory nobody reads is not worth writing
     first = True
     while active:
-        upcoming = [next(documents[i], _END) for i in active]
-        whole = [first and u is _END for u in upcoming]  # documents of one segment (cheap to pool)
-        write = reads_memory and any(u is not _END for u in upcoming)
-        ids, mask = segmenter.frame([current[i] for i in active], device)
-        rows = torch.tensor(active, device=device)
-        step_state = None if state is None else [s[rows] for s in state]
+        take = 1 if reads_memory else -(-ROWS_PER_STEP // len(active))
+        rounds: list[list[int]] = [list(active)]  # rounds[k]: the documents with a k-th segment in this step
+        bodies = {i: [current[i]] for i in active}
+        upcoming: dict[int, object] = {}  # each document's segment after this step (or _END)
+        for i in active:
+            nxt = next(documents[i], _END)
+            while nxt is not _END and len(bodies[i]) < take:
+                bodies[i].append(nxt)
+                nxt = next(documents[i], _END)
+            upcoming[i] = nxt
+        while len(rounds) < take and any(len(bodies[i]) > len(rounds) for i in rounds[-1]):
+            rounds.append([i for i in rounds[-1] if len(bodies[i]) > len(rounds)])
+        write = reads_memory and any(u is not _END for u in upcoming.values())
+        rows_of = torch.tensor([i for r in rounds for i in r], device=device)  # the forward batch, round by round
+        starts = np.cumsum([0] + [len(r) for r in rounds]).tolist()  # round k is rows starts[k]:starts[k + 1]
+        ids, mask = segmenter.frame([bodies[i][k] for k, r in enumerate(rounds) for i in r], device)
+        # a document of one segment in all (cheap to pool)
+        whole = [first and upcoming[i] is _END and len(bodies[i]) == 1 for r in rounds for i in r]
+        step_state = None if state is None else [s[rows_of] for s in state]
         group = max(1, max_batch_tokens // ids.shape[1])
         sum_parts, count_parts, state_parts = [], [], []
-        for g in range(0, len(active), group):
+        for g in range(0, len(rows_of), group):
             sl = slice(g, g + group)
             sub_state = None if step_state is None else [s[sl] for s in step_state]
             total, count, hidden, new_state = _step(model, ids[sl], mask[sl], sub_state, write)
-            pool.add(rows[sl], total, count, (hidden, mask[sl], ids[sl]), whole[sl])  # rows pooled independently
+            for lo, hi in pairwise(starts):  # one add per round: a document once, segments in order
+                lo, hi = max(lo, g), min(hi, g + len(total))
+                if lo < hi:
+                    part = slice(lo - g, hi - g)
+                    tokens = (hidden[part], mask[lo:hi], ids[lo:hi])
+                    pool.add(rows_of[lo:hi], total[part], count[part], tokens, whole[lo:hi])
             sum_parts.append(total)
             count_parts.append(count)
             state_parts.append(new_state)
         if on_step is not None:
-            on_step(list(active), torch.cat(sum_parts), torch.cat(count_parts))
-        if write:
+            sums, counts = torch.cat(sum_parts), torch.cat(count_parts)
+            for r, (lo, hi) in zip(rounds, pairwise(starts)):
+                on_step(r, sums[lo:hi], counts[lo:hi])
+        if write:  # one round: rows_of == active
             new_rows = [torch.cat(layer_parts) for layer_parts in zip(*state_parts)]
             if state is None:
                 state = [torch.zeros((B, *s.shape[1:]), device=device, dtype=s.dtype) for s in new_rows]
             for full, new in zip(state, new_rows):
-                full[rows] = new
+                full[rows_of] = new
         if on_segment is not None:
             on_segment(int(mask.sum()) - 2 * mask.shape[0])  # text tokens: [CLS] and [SEP] left out
         adapt_threads()
         first = False
-        still = [(i, u) for i, u in zip(active, upcoming) if u is not _END]
-        active = [i for i, _ in still]
-        for i, u in still:
-            current[i] = u
+        active = [i for i in active if upcoming[i] is not _END]
+        for i in active:
+            current[i] = upcoming[i]
     return pool.sums()
 
 
@@ -223,12 +251,16 @@ class DocumentStream:
         self._pending.extend(ids)
 
     @torch.inference_mode()
-    def _run(self, pool: RunningPool, body: list[int], state: MemoryState | None, write: bool) -> MemoryState | None:
-        """One segment through the model into ``pool``; returns the new state."""
-        ids, mask = self._segmenter.frame([body], self._device)
+    def _run(
+        self, pool: RunningPool, bodies: list[list[int]], state: MemoryState | None, write: bool
+    ) -> MemoryState | None:
+        """Segments through the model into ``pool``, in order; returns the new state. Several
+        bodies run as one batch only when the memory is not read (they are independent then)."""
+        ids, mask = self._segmenter.frame(bodies, self._device)
         write = write and self._model.memory_is_read()  # a memory nobody reads is not worth writing
         total, count, hidden, new_state = _step(self._model, ids, mask, state, write)
-        pool.add([0], total, count, (hidden, mask, ids))
+        for k in range(len(bodies)):
+            pool.add([0], total[k : k + 1], count[k : k + 1], (hidden[k : k + 1], mask[k : k + 1], ids[k : k + 1]))
         return new_state
 
     def feed(self, text: str) -> DocumentStream:
@@ -238,12 +270,15 @@ class DocumentStream:
         check_unicode(text, "the piece fed")
         self._take(self._tokenizer.feed(text))
         body_len = self._segmenter.body_len
+        together = 1 if self._model.memory_is_read() else ROWS_PER_STEP
         while len(self._pending) >= body_len:
-            body, self._pending = self._pending[:body_len], self._pending[body_len:]
+            n = min(together, len(self._pending) // body_len)
+            bodies = [self._pending[k * body_len : (k + 1) * body_len] for k in range(n)]
+            self._pending = self._pending[n * body_len :]
             adapt_threads()
-            new_state = self._run(self._pool, body, self._state, write=True)
+            new_state = self._run(self._pool, bodies, self._state, write=True)
             self._state = new_state if new_state is not None else self._state
-            self._segments += 1
+            self._segments += n
         return self
 
     def feed_file(self, path: str | Path, encoding: str = "utf-8", block_chars: int = 1 << 16) -> DocumentStream:
@@ -266,7 +301,7 @@ class DocumentStream:
             bodies = [[]]  # an empty text is [CLS] [SEP]
         pool, state = self._pool.clone(), self._state
         for i, body in enumerate(bodies):  # a scratch copy: the stream's own state is untouched
-            state = self._run(pool, body, state, write=i < len(bodies) - 1)
+            state = self._run(pool, [body], state, write=i < len(bodies) - 1)
         return to_embeddings(*pool.sums(), dim, normalize)[0].float().cpu().numpy()
 
 

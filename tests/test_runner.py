@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from lam import runner
 from lam import threads as lam_threads
-from lam.runner import pooled_sums, pooled_sums_in_thread
+from lam.runner import pooled_sums, pooled_sums_in_thread, to_embeddings
+from tests.conftest import shipped_weights
 
 
 @pytest.fixture
@@ -141,3 +143,62 @@ def test_encode_file_equals_encode(memory_lam, long_text, tmp_path):
     path = tmp_path / "doc.txt"
     path.write_text(long_text, encoding="utf-8")
     assert float(memory_lam.encode_file(path) @ memory_lam.encode(long_text)) > 0.99999
+
+
+@pytest.mark.parametrize("pooling", ["segment-mean", "segment-idf", "mean"])
+@torch.inference_mode()
+def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling, long_text, monkeypatch):
+    """Without a memory read, a step runs several segments of a document in one forward call;
+    the sums and the per-segment steps equal running them one at a time."""
+    lam = shipped_weights(segment_len=64, memory=False, pooling=pooling)
+    texts = [long_text, "a short one.", long_text[: len(long_text) // 3], long_text[:300]]
+
+    def run(rows_per_step, docs):
+        monkeypatch.setattr(runner, "ROWS_PER_STEP", rows_per_step)
+        calls, forwards = [], []
+        forward = lam.model.forward_segment
+        monkeypatch.setattr(lam.model, "forward_segment", lambda ids, *a: forwards.append(len(ids)) or forward(ids, *a))
+        out = pooled_sums(lam.model, lam.segmenter, _bodies(lam, docs), on_step=_recorder(calls))
+        monkeypatch.undo()
+        return out, calls, forwards
+
+    for docs in (texts, texts[:1]):
+        (ref_sums, ref_weights), ref_calls, ref_forwards = run(1, docs)
+        (sums, weights), calls, forwards = run(4, docs)
+        assert len(forwards) < len(ref_forwards)  # segments of one text ran together
+        assert max(forwards) > 1 or len(docs) > 1
+        torch.testing.assert_close(
+            to_embeddings(sums, weights), to_embeddings(ref_sums, ref_weights), rtol=0, atol=1e-5
+        )
+        torch.testing.assert_close(weights, ref_weights, rtol=1e-5, atol=0)
+
+        def per_document(steps):
+            out = {}
+            for _, rows, step_sums, step_counts in steps:
+                for row, s, c in zip(rows, step_sums, step_counts):
+                    out.setdefault(row, []).append((s, c))
+            return out
+
+        got, ref = per_document(calls), per_document(ref_calls)
+        assert sorted(got) == sorted(ref)
+        for row in ref:  # every document's segments, in order
+            assert len(got[row]) == len(ref[row])
+            for (s, c), (ref_s, ref_c) in zip(got[row], ref[row]):
+                torch.testing.assert_close(s / c, ref_s / ref_c, rtol=0, atol=1e-4)
+                assert c == ref_c
+
+
+@pytest.mark.parametrize("pooling", ["segment-mean", "segment-idf"])
+def test_a_stream_runs_independent_segments_together_with_the_same_embedding(pooling, long_text, monkeypatch):
+    lam = shipped_weights(segment_len=64, memory=False, pooling=pooling)
+    forwards = []
+    forward = lam.model.forward_segment
+    monkeypatch.setattr(lam.model, "forward_segment", lambda ids, *a: forwards.append(len(ids)) or forward(ids, *a))
+    stream = lam.stream()
+    for piece in (long_text[:2000], long_text[2000:]):
+        stream.feed(piece)
+    assert max(forwards) == runner.ROWS_PER_STEP and len(forwards) < stream.segments
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", 1)
+    one_at_a_time = lam.stream().feed(long_text)
+    np.testing.assert_allclose(stream.embedding(), one_at_a_time.embedding(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stream.embedding(), lam.encode(long_text), rtol=0, atol=1e-5)
