@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-POOLINGS = ("segment-mean", "segment-idf", "mean")  # lam/layers/pooling.py: the first is the default
+# lam/layers/pooling.py; the first is the default
+POOLINGS = ("segment-mean", "weighted-segment-mean", "segment-idf", "mean")
 MAX_SIZE = 1 << 20  # bound on every size field: a typo must not allocate terabytes
 MAX_PARAMETERS = 1 << 31
 MAX_CONFIG_BYTES = 1 << 20

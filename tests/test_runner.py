@@ -145,7 +145,7 @@ def test_encode_file_equals_encode(memory_lam, long_text, tmp_path):
     assert float(memory_lam.encode_file(path) @ memory_lam.encode(long_text)) > 0.99999
 
 
-@pytest.mark.parametrize("pooling", ["segment-mean", "segment-idf", "mean"])
+@pytest.mark.parametrize("pooling", ["segment-mean", "weighted-segment-mean", "segment-idf", "mean"])
 @torch.inference_mode()
 def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling, long_text, monkeypatch):
     """Without a memory read, a step runs several segments of a document in one forward call;

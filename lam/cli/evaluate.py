@@ -45,7 +45,8 @@ from lam.cli.options import load_model, model_options, runtime_options, threads_
         ]
     ),
     help="lam: the model (--model); lam-memory-off: the same weights with the memory off (windowed "
-    "teacher); lam-fast-only / lam-slow-only: ablations that read only one memory state; lam-int8 / lam-bf16: "
+    "teacher; for a model without memory, lam's scores, not measured twice); lam-fast-only / "
+    "lam-slow-only: ablations that read only one memory state; lam-int8 / lam-bf16: "
     "the model with int8 or bf16 Linears (--quantize); teacher: "
     "all-MiniLM-L6-v2, 256-token truncation; teacher-chunk-mean: the teacher on 256-token chunks, "
     "averaged; bm25: lexical (retrieval suites only); lam-search: the index/search engine (best "

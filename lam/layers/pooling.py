@@ -10,6 +10,10 @@ its token mean's direction. Chosen on long documents of twelve kinds: every cand
 the trained memory or weighted tokens by segment IDF lost to chunk averaging on some kind of
 document (docs/research.md).
 
+``"weighted-segment-mean"``: the same unit segment means weighted by their token counts n_s
+([CLS] and [SEP] included), e = Σ_s n_s·m_s/‖m_s‖ / Σ_s n_s: a short last segment weighs what
+its tokens do, not as much as a full segment.
+
 ``"segment-idf"`` (lam-v1's, with its memory read). A document's embedding is a
 weighted token mean over its segments s = 1…S,
 
@@ -170,9 +174,11 @@ class RunningPool:
         it is pooled as the mean, without the per-id sums (most of the pooling's cost on short text).
         """
         rows = torch.as_tensor(rows, device=self.total.device)
-        if self.pooling == "segment-mean":
-            self.total[rows] += F.normalize(segment_sum / segment_count.clamp(min=1).unsqueeze(-1), dim=-1)
-            self.count[rows] += 1
+        if self.pooling in ("segment-mean", "weighted-segment-mean"):
+            unit = F.normalize(segment_sum / segment_count.clamp(min=1).unsqueeze(-1), dim=-1)
+            weight = segment_count if self.pooling == "weighted-segment-mean" else torch.ones_like(segment_count)
+            self.total[rows] += weight.unsqueeze(-1) * unit
+            self.count[rows] += weight
             return
         if self.pooling == "mean":
             self.total[rows] += segment_sum
@@ -225,6 +231,9 @@ def pool_reference(segment_states: list[torch.Tensor], segment_ids: list[list[in
     if pooling == "segment-mean":
         units = [h.mean(0) / h.mean(0).norm() for h in segment_states]
         return sum(units) / len(units)
+    if pooling == "weighted-segment-mean":
+        units = [len(h) * h.mean(0) / h.mean(0).norm() for h in segment_states]
+        return sum(units) / sum(len(h) for h in segment_states)
     gates, seen = [], None
     for h in segment_states:
         x = h.sum(0)

@@ -166,6 +166,36 @@ def test_memory_ablation_encoders_read_one_state(tmp_path):
     assert np.allclose(off.embed(texts, "document"), lam.embed(texts, "document"), atol=1e-6)
 
 
+def test_memory_off_of_a_model_without_memory_reuses_lams_scores(tmp_path, monkeypatch):
+    from lam.evaluation.encoders import LAMEncoder
+    from tests.conftest import make_tiny_lam
+
+    calls = []
+    embed = LAMEncoder.embed
+
+    def counted(self, texts, kind):
+        calls.append(self.name)
+        return embed(self, texts, kind)
+
+    monkeypatch.setattr(LAMEncoder, "embed", counted)
+    for memory in (False, True):
+        make_tiny_lam(memory=memory).save_pretrained(tmp_path / str(memory))
+        calls.clear()
+        record = run_evaluation(
+            suites=("sts",),
+            encoders=("lam", "lam-memory-off"),
+            model_path=str(tmp_path / str(memory)),
+            sts_sets=("stsb-test",),
+            progress=False,
+        )
+        off = record["encoders"]["lam-memory-off"]
+        if memory:  # a real ablation: measured
+            assert calls == ["lam"] * 2 + ["lam-memory-off"] * 2 and "scores_of" not in off
+        else:  # the same model: scored once, reported under both names
+            assert calls == ["lam"] * 2 and off["scores_of"] == "lam"
+            assert record["results"]["lam-memory-off"] == record["results"]["lam"]
+
+
 def test_fidelity_texts_fill_the_teachers_512_positions():
     from lam import LAM
     from lam.distill.data import long_documents

@@ -32,7 +32,7 @@ def _random_documents(seed: int = 0, dim: int = 8, vocab: int = 12, lengths=(1, 
     return docs
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean"])
+@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean", "weighted-segment-mean"])
 @pytest.mark.parametrize("flag_whole", [False, True])
 def test_running_pool_equals_the_token_by_token_reference(pooling, flag_whole):
     """With ``flag_whole`` the one-segment documents are flagged as whole (pooled as their mean,
@@ -108,7 +108,7 @@ def test_segment_idf_pool_needs_the_tokens():
         RunningPool(1, 2, "max")
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean"])
+@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean", "weighted-segment-mean"])
 def test_encode_and_stream_equal_the_reference_on_the_models_own_states(pooling):
     """End to end on a model: texts of one segment, of a few, and of more than 510 tokens (with a
     repeated sentence) in one batch equal the reference on each text's own segment states, in
