@@ -1,12 +1,14 @@
 """Choose the fusion weights on dev data only: ``python scripts/tune_fusion.py``.
 
-Dev sets: QMSum val (both query variants) and synthetic passkey / needle sets generated with
-``DEV_SEED`` (never the evaluation seed). Every document's four signals are computed once;
-then each weight triple on a grid is scored. The winner is the triple with the best mean over
-the four dev groups (QMSum query, QMSum answer, passkey, needle) among those that meet the search
-floors on the dev data: every QMSum variant at least BM25 alone + 5 nDCG@10 (BM25 scored on the
-same split), passkey and needle 100. Only when no triple meets them does the best mean win
-outright (the record says so). Only the ratios matter (the fused ranking is unchanged by
+Dev sets: QMSum val (both query variants), synthetic passkey / needle sets generated with
+``DEV_SEED`` (never the evaluation seed) and L-Eval's eleven kinds of long documents (questions
+and reference outputs, as ``lam eval --suite genres``; for choosing only). Every document's four
+signals are computed once; then each weight triple on a grid is scored. The winner is the triple
+with the best mean over five dev groups (QMSum query, QMSum answer, passkey, needle, and the mean
+of the L-Eval kinds) among those that meet the search floors on the dev data: every QMSum variant
+at least BM25 alone + 5 nDCG@10, every L-Eval kind at least BM25 alone (BM25 scored on the same
+splits), passkey and needle 100. Only when no triple meets them does the best mean win outright
+(the record says so). Only the ratios matter (the fused ranking is unchanged by
 scaling all weights), so the lexical weight is fixed to 1. The record goes to
 ``results/retrieval/fusion-dev.{json,md}``; ``--from-record`` re-chooses from a saved grid
 without recomputing the signals.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lam.evaluation.datasets import load_qmsum
+from lam.evaluation.datasets import load_leval, load_qmsum
 from lam.evaluation.encoders import BM25, LAMSearch
 from lam.evaluation.metrics import ndcg_at_k
 from lam.evaluation.runner import score_retrieval
@@ -31,6 +33,7 @@ from lam.retrieval.fusion import SIGNALS, FusionWeights, fuse
 
 DEV_SEED = 1
 DEV_LENGTHS = (512, 2048, 8192)
+LEVAL = "leval/"  # group prefix of an L-Eval kind; the kinds count as one group in the mean
 BM25_MARGIN = 5.0  # the search floor: the engine must beat BM25 alone by 5 nDCG@10 on QMSum
 PASSAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DOCUMENT_GRID = (0.0, 0.125, 0.25, 0.5, 1.0)
@@ -47,6 +50,9 @@ def dev_splits(lengths=DEV_LENGTHS, seed: int = DEV_SEED):
         yield "passkey", passkey_split(length, seed=seed)
     for length in lengths:
         yield "needle", needle_split(length, seed=seed)
+    for variant in ("question", "reference"):
+        for split in load_leval(variant):
+            yield f"{LEVAL}{split.info['genre']}", split
 
 
 def signals(retriever: LAMSearch, split) -> tuple[dict[str, np.ndarray], list[str], list[set[str]]]:
@@ -66,20 +72,32 @@ def grid_search(dev: list[tuple[str, str, dict, list[str], list[set[str]], int]]
             per_split[name] = 100 * ndcg_at_k(fused, doc_ids, relevant, k)
             per_group.setdefault(group, []).append(per_split[name])
         groups = {g: float(np.mean(v)) for g, v in per_group.items()}
-        rows.append({"weights": weights.as_dict(), "mean": float(np.mean(list(groups.values()))), "groups": groups})
+        rows.append({"weights": weights.as_dict(), "mean": headline_mean(groups), "groups": groups})
         rows[-1]["splits"] = per_split
     rows.sort(key=lambda r: -r["mean"])  # stable: ties keep grid order (smaller weights first)
     return rows
 
 
+def headline_mean(groups: dict[str, float]) -> float:
+    """The mean over the dev groups, the L-Eval kinds first averaged into one."""
+    kinds = [v for g, v in groups.items() if g.startswith(LEVAL)]
+    rest = [v for g, v in groups.items() if not g.startswith(LEVAL)]
+    return float(np.mean(rest + ([float(np.mean(kinds))] if kinds else [])))
+
+
 def dev_floors(splits) -> dict[str, float]:
     """The search floors on the dev groups of ``splits`` ((group, split) pairs): QMSum variants
-    ≥ BM25 alone + 5, passkey and needle 100."""
+    ≥ BM25 alone + 5, each L-Eval kind ≥ BM25 alone (the mean of its variants), passkey and
+    needle 100."""
     floors = {"passkey": 100.0, "needle": 100.0}
+    kinds: dict[str, list[float]] = {}
+    bm25 = BM25()
     for group, split in splits:
         if group.startswith("qmsum"):
-            floors[group] = score_retrieval(BM25(), split)[split.main_metric] + BM25_MARGIN
-    return floors
+            floors[group] = score_retrieval(bm25, split)[split.main_metric] + BM25_MARGIN
+        elif group.startswith(LEVAL):
+            kinds.setdefault(group, []).append(score_retrieval(bm25, split)[split.main_metric])
+    return floors | {g: float(np.mean(v)) for g, v in kinds.items()}
 
 
 def choose(rows: list[dict], floors: dict[str, float]) -> tuple[dict, bool]:
@@ -141,8 +159,10 @@ def write_record(record: dict, out: Path) -> None:
     for r in [best] + [r for r in rows[:10] if r != best]:
         cells = [f"{r['weights'][s]:g}" for s in SIGNALS] + [f"{r['mean']:.2f}"]
         lines.append("| " + " | ".join(cells + [f"{v:.2f}" for v in r["groups"].values()]) + " |")
+    floor_cells = [f"{record['floors'][g]:.2f}" if g in record["floors"] else "" for g in best["groups"]]
+    lines.append("| floor | | | | | " + " | ".join(floor_cells) + " |")
     lines.append("")
-    lines.append("First row: the chosen weights; then the best means of the grid.")
+    lines.append("First row: the chosen weights; then the best means of the grid; last, each group's floor.")
     (out / "fusion-dev.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"best: {best['weights']} ({record['seconds']} s)")
