@@ -213,9 +213,11 @@ def pooled_sums_in_thread(
 class DocumentStream:
     """One text fed in pieces with :meth:`feed` (or :meth:`feed_file`); :meth:`embedding` at any time.
 
-    Only the unfinished word, fewer than W body ids, the per-layer memory states and the running
+    Only the unfinished word, fewer than W body ids (4·W when the memory is not read: segments
+    then run four at a time, as ``encode`` runs them), the per-layer memory states and the running
     pool are kept, whatever the length of the text. Feeding a text in any number of pieces gives
-    the same embedding as ``LAM.encode`` on the whole text: both cut the same segments.
+    the same embedding as ``LAM.encode`` on the whole text: both cut the same segments and run
+    them in the same groups.
     """
 
     def __init__(self, model: LAMModel, segmenter: TextSegmenter, max_tokens: int | None = None) -> None:
@@ -270,9 +272,8 @@ class DocumentStream:
         check_unicode(text, "the piece fed")
         self._take(self._tokenizer.feed(text))
         body_len = self._segmenter.body_len
-        together = 1 if self._model.memory_is_read() else ROWS_PER_STEP
-        while len(self._pending) >= body_len:
-            n = min(together, len(self._pending) // body_len)
+        n = self._together()
+        while len(self._pending) >= n * body_len:  # whole groups only, so the groups are encode's
             bodies = [self._pending[k * body_len : (k + 1) * body_len] for k in range(n)]
             self._pending = self._pending[n * body_len :]
             adapt_threads()
@@ -280,6 +281,10 @@ class DocumentStream:
             self._state = new_state if new_state is not None else self._state
             self._segments += n
         return self
+
+    def _together(self) -> int:
+        """Segments per forward call: :data:`ROWS_PER_STEP` when they are independent (no memory read)."""
+        return 1 if self._model.memory_is_read() else ROWS_PER_STEP
 
     def feed_file(self, path: str | Path, encoding: str = "utf-8", block_chars: int = 1 << 16) -> DocumentStream:
         """Feed a file of any size, read in blocks."""
@@ -299,9 +304,9 @@ class DocumentStream:
         bodies = [rest[i : i + body_len] for i in range(0, len(rest), body_len)]
         if not bodies and self._segments == 0:
             bodies = [[]]  # an empty text is [CLS] [SEP]
-        pool, state = self._pool.clone(), self._state
-        for i, body in enumerate(bodies):  # a scratch copy: the stream's own state is untouched
-            state = self._run(pool, [body], state, write=i < len(bodies) - 1)
+        pool, state, n = self._pool.clone(), self._state, self._together()
+        for i in range(0, len(bodies), n):  # a scratch copy: the stream's own state is untouched
+            state = self._run(pool, bodies[i : i + n], state, write=i + n < len(bodies))
         return to_embeddings(*pool.sums(), dim, normalize)[0].float().cpu().numpy()
 
 
