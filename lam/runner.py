@@ -7,7 +7,8 @@ segment length W, whatever the length of the text. Three forms of the loop, one 
 
 * :func:`pooled_sums`: a batch of documents (``encode``, the index); step s runs the s-th segment
   of every document that still has one, as one padded batch (documents whose text has ended drop
-  out). :func:`pooled_sums_in_thread` runs it on a worker thread for the index.
+  out), or, when no layer reads the memory, the next few segments of each (they are independent
+  then). :func:`pooled_sums_in_thread` runs it on a worker thread for the index.
 * :class:`DocumentStream`: one text fed in pieces (``LAM.stream()``), the same segments as
   ``encode`` cuts, so the same embedding.
 * :func:`segment_states`: aligned batches with gradients (training).
