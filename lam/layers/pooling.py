@@ -1,6 +1,6 @@
 """Pooling as running sums, so a document can be pooled one segment at a time.
 
-Three poolings (``LAMConfig.pooling``):
+Four poolings (``LAMConfig.pooling``):
 
 ``"segment-mean"`` (the default, what the bundled model ships with): the mean of the segments'
 unit token means, e = (1/S) Σ_s m_s / ‖m_s‖ with m_s = Σ_{t∈s} h_t / n_s: every segment weighs the
