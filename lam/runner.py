@@ -33,8 +33,9 @@ from lam.threads import adapt as adapt_threads
 from lam.tokenization import IncrementalTokenizer, TextSegmenter, check_unicode
 
 _END = object()
-# Segment rows per forward call when segments are independent (no memory read): one 256-token
-# segment is a [256, 384] matmul, four make [1024, 384], which runs 1.2-1.4x faster per row on CPU.
+# Segment rows per forward call when segments are independent (no memory read): four 256-token
+# segments make [1024, 384] matmuls instead of [256, 384]; a forward pass ran 1.2x the tokens/s
+# of one segment per call on 2 cores, eight no faster than four (docs/research.md).
 ROWS_PER_STEP = 4
 
 
