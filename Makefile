@@ -53,7 +53,7 @@ peers: install-dev peers-env
 	$(PY) benchmarks/bench_peers.py --peer-python $(PEERS)/bin/python
 
 # The speed record in one run: threads beside a busy process, short text against the peers, every
-# mode from one sentence to 1M tokens against the fp32 limit (about 45 min on 2 cores)
+# mode from one sentence to 1M tokens against the fp32 limit (about 25 min on 2 cores)
 speed: install-dev peers-env
 	$(PY) benchmarks/bench_threads.py
 	$(PY) benchmarks/bench_peers.py --peer-python $(PEERS)/bin/python
