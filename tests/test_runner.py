@@ -165,8 +165,8 @@ def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling
     for docs in (texts, texts[:1]):
         (ref_sums, ref_weights), ref_calls, ref_forwards = run(1, docs)
         (sums, weights), calls, forwards = run(4, docs)
-        assert len(forwards) < len(ref_forwards)  # segments of one text ran together
-        assert max(forwards) > 1 or len(docs) > 1
+        # segments of one text ran together: at least four rows a call while any text is left
+        assert len(forwards) < len(ref_forwards) and min(forwards[:-1]) >= 4
         torch.testing.assert_close(
             to_embeddings(sums, weights), to_embeddings(ref_sums, ref_weights), rtol=0, atol=1e-5
         )
