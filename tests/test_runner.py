@@ -145,6 +145,15 @@ def test_encode_file_equals_encode(memory_lam, long_text, tmp_path):
     assert float(memory_lam.encode_file(path) @ memory_lam.encode(long_text)) > 0.99999
 
 
+def _per_document(steps):
+    """Recorded ``on_step`` calls → each document's (segment sum, count) pairs, in call order."""
+    out = {}
+    for _, rows, step_sums, step_counts in steps:
+        for row, s, c in zip(rows, step_sums, step_counts):
+            out.setdefault(row, []).append((s, c))
+    return out
+
+
 @pytest.mark.parametrize("pooling", ["segment-mean", "weighted-segment-mean", "segment-idf", "mean"])
 @torch.inference_mode()
 def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling, long_text, monkeypatch):
@@ -172,14 +181,7 @@ def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling
         )
         torch.testing.assert_close(weights, ref_weights, rtol=1e-5, atol=0)
 
-        def per_document(steps):
-            out = {}
-            for _, rows, step_sums, step_counts in steps:
-                for row, s, c in zip(rows, step_sums, step_counts):
-                    out.setdefault(row, []).append((s, c))
-            return out
-
-        got, ref = per_document(calls), per_document(ref_calls)
+        got, ref = _per_document(calls), _per_document(ref_calls)
         assert sorted(got) == sorted(ref)
         for row in ref:  # every document's segments, in order
             assert len(got[row]) == len(ref[row])
