@@ -98,9 +98,9 @@ train: install-dev
 
 # The trained model folder as the bundled weights (its sha256 differs across machine types), under
 # the config that ships: the trained memory stays in the weights file, unread (memory off), and a
-# text's vector is the mean of its segments' vectors.
+# text's vector is the mean of its segments' vectors, segments that repeat earlier text gated out.
 weights: train
 	rm -rf lam/weights/default
 	cp -r runs/polish/model lam/weights/default
 	$(PY) -c "from lam.persistence import configure_model; \
-		configure_model('lam/weights/default', memory=False, pooling='segment-mean', name='lam-v1.1')"
+		configure_model('lam/weights/default', memory=False, pooling='gated-segment-mean', name='lam-v1.2')"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 # lam/layers/pooling.py; the first is the default
-POOLINGS = ("segment-mean", "weighted-segment-mean", "segment-idf", "mean")
+POOLINGS = ("gated-segment-mean", "segment-mean", "weighted-segment-mean", "segment-idf", "mean")
 MAX_SIZE = 1 << 20  # bound on every size field: a typo must not allocate terabytes
 MAX_PARAMETERS = 1 << 31
 MAX_CONFIG_BYTES = 1 << 20
@@ -41,7 +41,7 @@ class LAMConfig:
     # --- LAM ---
     segment_len: int = 256  # W: tokens per segment, [CLS] and [SEP] included; exact attention inside
     memory: bool = False  # True: segments read and write the memory; False: a windowed teacher
-    pooling: str = "segment-mean"  # how token states become one vector (POOLINGS)
+    pooling: str = "gated-segment-mean"  # how token states become one vector (POOLINGS)
     name: str = "lam"  # free-form weights name, shown in repr and stats
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from lam import runner
 from lam import threads as lam_threads
+from lam.config import POOLINGS
 from lam.runner import pooled_sums, pooled_sums_in_thread, to_embeddings
 from tests.conftest import shipped_weights
 
@@ -154,7 +155,7 @@ def _per_document(steps):
     return out
 
 
-@pytest.mark.parametrize("pooling", ["segment-mean", "weighted-segment-mean", "segment-idf", "mean"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 @torch.inference_mode()
 def test_independent_segments_run_together_give_the_one_at_a_time_result(pooling, long_text, monkeypatch):
     """Without a memory read, a step runs several segments of a document in one forward call;

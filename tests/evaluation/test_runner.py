@@ -236,16 +236,41 @@ def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below(
     assert memory > truncated and memory > windows
 
 
-def test_the_bundled_model_is_the_teacher_chunk_mean_and_its_memory_is_not():
-    """The bundled config (memory off, ``"segment-mean"`` pool) computes teacher chunk-mean's
-    vector of a long text (the same 254-token chunks, the teacher's attention in each); the same
-    weights with their trained memory read do not."""
+def test_the_bundled_model_is_the_teacher_chunk_mean_with_repeats_gated_and_its_memory_is_not():
+    """Under ``"segment-mean"`` the bundled weights (memory off) compute teacher chunk-mean's vector
+    of a long text (the same 254-token chunks, the teacher's attention in each); the bundled
+    ``"gated-segment-mean"`` is those chunk vectors under the redundancy gate, which on a text
+    that keeps repeating itself moves away from chunk-mean; the trained memory read does not."""
+    import torch
+
     from lam.evaluation.encoders import TeacherChunkMean
+    from lam.layers import redundancy_weight
+    from lam.runner import pooled_sums
     from tests.conftest import shipped_weights
 
     shipped = LAM()
+    assert shipped.config.pooling == "gated-segment-mean" and not shipped.config.memory
     text = " ".join(f"Line {i}: the committee discussed item {i % 7} of the budget." for i in range(120))
     assert shipped.count_tokens(text) > 3 * 254
-    ours, chunk_mean = shipped.encode([text])[0], TeacherChunkMean().embed([text], "document")[0]
-    assert float(ours @ chunk_mean) > 0.99999  # LAM's weights are stored in fp16, the teacher's in fp32
+    chunk_mean = TeacherChunkMean().embed([text], "document")[0]
+    plain = shipped_weights(pooling="segment-mean").encode([text])[0]
+    assert float(plain @ chunk_mean) > 0.99999  # LAM's weights are stored in fp16, the teacher's in fp32
+
+    units = []  # the bundled model's unit segment vectors, gated by hand
+    with torch.inference_mode():
+        pooled_sums(
+            shipped.model,
+            shipped.segmenter,
+            [shipped.segmenter.text_segments(text)],
+            on_step=lambda rows, sums, counts: units.extend(
+                torch.nn.functional.normalize(sums / counts[:, None], dim=-1)
+            ),
+        )
+    seen, total, weight = torch.zeros_like(units[0]), torch.zeros_like(units[0]), 0.0
+    for u in units:
+        w = float(redundancy_weight(u[None], seen[None])[0])
+        total, weight, seen = total + w * u, weight + w, seen + u
+    gated = shipped.encode([text])[0]
+    np.testing.assert_allclose(gated, torch.nn.functional.normalize(total / weight, dim=0).numpy(), atol=1e-5)
+    assert weight < len(units) - 1 and float(gated @ chunk_mean) < 0.9999  # the repeats were gated
     assert float(shipped_weights(memory=True).encode([text])[0] @ chunk_mean) < 0.999

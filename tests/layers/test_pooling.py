@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lam.config import POOLINGS
 from lam.layers import RunningPool, masked_sum, pool_reference, redundancy_weight
 from lam.layers.pooling import IDF_MIN_TEXT_TOKENS
 from lam.runner import pooled_sums, to_embeddings
@@ -32,7 +33,7 @@ def _random_documents(seed: int = 0, dim: int = 8, vocab: int = 12, lengths=(1, 
     return docs
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean", "weighted-segment-mean"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("flag_whole", [False, True])
 def test_running_pool_equals_the_token_by_token_reference(pooling, flag_whole):
     """With ``flag_whole`` the one-segment documents are flagged as whole (pooled as their mean,
@@ -80,6 +81,21 @@ def test_repetition_does_not_drown_a_fact():
     assert pooled[2] / pooled.norm() > 0.5
 
 
+def test_gated_segment_mean_drops_repeated_segments_and_streams_as_the_reference():
+    """Filler, filler…, a fact, filler…: the repeats after the first vanish, so the fact holds
+    half the embedding (under segment-mean, 1/101 of it); the running pool agrees with the reference."""
+    filler, fact = torch.tensor([1.0, 0.1, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    states = [filler.expand(4, 3)] * 50 + [fact.expand(4, 3)] + [filler.expand(4, 3)] * 50
+    ids = [[0, 5, 6, 1]] * 50 + [[0, 7, 8, 1]] + [[0, 5, 6, 1]] * 50
+    plain, gated = pool_reference(states, ids, "segment-mean"), pool_reference(states, ids, "gated-segment-mean")
+    assert plain[2] / plain.norm() < 0.02
+    torch.testing.assert_close(gated, (filler / filler.norm() + fact) / 2)
+    pool = RunningPool(1, 3, "gated-segment-mean")
+    for h in states:
+        pool.add([0], h.sum(0, keepdim=True), torch.tensor([4.0]))
+    torch.testing.assert_close(to_embeddings(*pool.sums(), normalize=False)[0], gated)
+
+
 def test_segment_idf_by_hand():
     """u = max(0, log((1 + S) / (df + 0.2·S))) on a text of more than 510 text tokens: an id in every
     segment drops out; an id of one segment weighs log((1 + S) / (1 + 0.2·S))."""
@@ -108,7 +124,7 @@ def test_segment_idf_pool_needs_the_tokens():
         RunningPool(1, 2, "max")
 
 
-@pytest.mark.parametrize("pooling", ["segment-idf", "mean", "segment-mean", "weighted-segment-mean"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 def test_encode_and_stream_equal_the_reference_on_the_models_own_states(pooling):
     """End to end on a model: texts of one segment, of a few, and of more than 510 tokens (with a
     repeated sentence) in one batch equal the reference on each text's own segment states, in
