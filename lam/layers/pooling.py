@@ -237,6 +237,19 @@ class RunningPool:
         return torch.stack([t for t, _ in pairs]), torch.stack([c for _, c in pairs])
 
 
+def _reference_gates(vectors: list[torch.Tensor]) -> list[float]:
+    """The redundancy gate w_s of each vector x_s against Σ_{j<s} x_j, in plain Python."""
+    gates, seen = [], None
+    for x in vectors:
+        if seen is None:
+            gates.append(1.0)
+        else:
+            cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
+            gates.append(min(1.0, (max(0.0, 1.0 - cos) / REDUNDANCY_TAU) ** REDUNDANCY_POWER))
+        seen = x.clone() if seen is None else seen + x
+    return gates
+
+
 def pool_reference(segment_states: list[torch.Tensor], segment_ids: list[list[int]], pooling: str) -> torch.Tensor:
     """The pooled embedding (before normalisation) of one document, token by token in plain Python:
     ``segment_states[s]`` is ``[n_s, D]`` (unpadded), ``segment_ids[s]`` its ids, [CLS] first and [SEP]
@@ -251,22 +264,9 @@ def pool_reference(segment_states: list[torch.Tensor], segment_ids: list[list[in
         return sum(units) / sum(len(h) for h in segment_states)
     if pooling == "gated-segment-mean":
         units = [h.mean(0) / h.mean(0).norm() for h in segment_states]
-        total, weight = units[0].clone(), 1.0
-        for s in range(1, len(units)):
-            seen = sum(units[:s])
-            cos = float(units[s] @ seen) / (float(units[s].norm()) * float(seen.norm()))
-            w = min(1.0, (max(0.0, 1.0 - cos) / REDUNDANCY_TAU) ** REDUNDANCY_POWER)
-            total, weight = total + w * units[s], weight + w
-        return total / weight
-    gates, seen = [], None
-    for h in segment_states:
-        x = h.sum(0)
-        if seen is None:
-            gates.append(1.0)
-        else:
-            cos = float(x @ seen) / (float(x.norm()) * float(seen.norm()))
-            gates.append(min(1.0, (max(0.0, 1.0 - cos) / REDUNDANCY_TAU) ** REDUNDANCY_POWER))
-        seen = x.clone() if seen is None else seen + x
+        gates = _reference_gates(units)
+        return sum(w * u for w, u in zip(gates, units)) / sum(gates)
+    gates = _reference_gates([h.sum(0) for h in segment_states])
     S = len(segment_ids)
     body = sum(max(len(ids) - 2, 0) for ids in segment_ids)
     holders: dict[int, int] = {}
