@@ -103,4 +103,4 @@ weights: train
 	rm -rf lam/weights/default
 	cp -r runs/polish/model lam/weights/default
 	$(PY) -c "from lam.persistence import configure_model; \
-		configure_model('lam/weights/default', memory=False, pooling='gated-segment-mean', name='lam-v1.2')"
+		configure_model('lam/weights/default', memory=False, pooling='gated-segment-mean', name='lam-v1.3')"

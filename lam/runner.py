@@ -215,8 +215,9 @@ def pooled_sums_in_thread(
 class DocumentStream:
     """One text fed in pieces with :meth:`feed` (or :meth:`feed_file`); :meth:`embedding` at any time.
 
-    Only the unfinished word, fewer than W body ids (4·W when the memory is not read: segments
-    then run four at a time, as ``encode`` runs them), the per-layer memory states and the running
+    Only the unfinished word, fewer than 2·W body ids (5·W when the memory is not read: segments
+    then run four at a time, as ``encode`` runs them; one body waits for the text's last cut, see
+    :meth:`TextSegmenter.last_lengths`), the per-layer memory states and the running
     pool are kept, whatever the length of the text. Feeding a text in any number of pieces gives
     the same embedding as ``LAM.encode`` on the whole text: both cut the same segments and run
     them in the same groups.
@@ -232,7 +233,7 @@ class DocumentStream:
         """Forget everything fed so far."""
         self._device = next(self._model.parameters()).device
         self._tokenizer = IncrementalTokenizer(self._segmenter.tokenizer)
-        self._pending: list[int] = []  # body ids not yet run (< W − 2 after each feed)
+        self._pending: list[int] = []  # body ids not yet run (≥ W − 2 once a segment has run)
         self._state: MemoryState | None = None
         self._pool = RunningPool(1, self._model.config.hidden_size, self._model.config.pooling, self._device)
         self._taken = 0  # text tokens accepted (for max_tokens)
@@ -275,7 +276,8 @@ class DocumentStream:
         self._take(self._tokenizer.feed(text))
         body_len = self._segmenter.body_len
         n = self._together()
-        while len(self._pending) >= n * body_len:  # whole groups only, so the groups are encode's
+        # whole groups only, so the groups are encode's, and one body more held back for the last cut
+        while len(self._pending) >= (n + 1) * body_len:
             bodies = [self._pending[k * body_len : (k + 1) * body_len] for k in range(n)]
             self._pending = self._pending[n * body_len :]
             adapt_threads()
@@ -302,10 +304,7 @@ class DocumentStream:
         if self._max_tokens is not None:
             tail = tail[: max(0, self._max_tokens - self._taken)]
         rest = self._pending + tail
-        body_len = self._segmenter.body_len
-        bodies = [rest[i : i + body_len] for i in range(0, len(rest), body_len)]
-        if not bodies and self._segments == 0:
-            bodies = [[]]  # an empty text is [CLS] [SEP]
+        bodies = list(self._segmenter.segments([rest]))  # the held-back body and the rest, cut as encode cuts
         pool, state, n = self._pool.clone(), self._state, self._together()
         for i in range(0, len(bodies), n):  # a scratch copy: the stream's own state is untouched
             state = self._run(pool, bodies[i : i + n], state, write=i + n < len(bodies))

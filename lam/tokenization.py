@@ -11,7 +11,11 @@ BERT maps any word over 100 characters to [UNK] anyway) is cut every ``max_word_
 characters from its start, so the cut points depend on the text alone.
 
 Segments: the body ids are cut into consecutive slices of W − 2 ids and each slice is framed
-as [CLS] slice [SEP]; an empty text is the single segment [CLS] [SEP], as in BERT.
+as [CLS] slice [SEP]; an empty text is the single segment [CLS] [SEP], as in BERT. No segment
+of a longer text is a sliver: when the last slice would hold fewer than (W − 2) / 2 ids, the
+last two slices share their ids evenly (:meth:`TextSegmenter.last_lengths`), so the last few
+tokens of a text never make up a whole segment of its vector. A cutter therefore holds one
+full slice back until the text ends.
 """
 
 from __future__ import annotations
@@ -161,27 +165,43 @@ class TextSegmenter:
         return sum(len(ids) for ids in self.iter_body_ids(text))
 
     # --- segments ---
+    def last_lengths(self, n: int) -> list[int]:
+        """Body lengths of the last segments of a text, from the ``n < 2(W − 2)`` ids left after
+        its other segments (which hold ``W − 2`` each): one segment of ``n`` if they fit, else a
+        full one and the rest, or, when the rest would be under half a segment, two halves.
+
+        ``last_lengths(0) == [0]``: an empty text is one segment.
+        """
+        w = self.body_len
+        if not 0 <= n < 2 * w:
+            raise ValueError(f"the last segments hold 0 to {2 * w - 1} ids, not {n}")
+        if n <= w:
+            return [n]
+        first = w if n - w >= w // 2 else (n + 1) // 2
+        return [first, n - first]
+
     def segments(self, id_pieces: Iterable[list[int]], max_tokens: int | None = None) -> Iterator[list[int]]:
-        """Cut a stream of body ids into segment bodies of ``W − 2`` ids (the last may be shorter).
+        """Cut a stream of body ids into segment bodies of ``W − 2`` ids, the last two evened out
+        when the last would be a sliver (:meth:`last_lengths`).
 
         Always yields at least one (possibly empty) body. ``max_tokens`` truncates the text.
         """
+        w = self.body_len
         buffer: list[int] = []
         taken = 0
-        emitted = False
         for ids in id_pieces:
             if max_tokens is not None:
                 ids = ids[: max(0, max_tokens - taken)]
                 taken += len(ids)
             buffer.extend(ids)
-            while len(buffer) >= self.body_len:
-                yield buffer[: self.body_len]
-                emitted = True
-                del buffer[: self.body_len]
+            while len(buffer) >= 2 * w:  # one full body held back: it may share with a short last one
+                yield buffer[:w]
+                del buffer[:w]
             if max_tokens is not None and taken >= max_tokens:
                 break
-        if buffer or not emitted:
-            yield buffer
+        for n in self.last_lengths(len(buffer)):
+            yield buffer[:n]
+            del buffer[:n]
 
     def text_segments(self, text: str, max_tokens: int | None = None) -> Iterator[list[int]]:
         return self.segments(self.iter_body_ids(text), max_tokens)

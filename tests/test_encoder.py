@@ -167,6 +167,30 @@ def test_bad_device_is_a_clear_error(shipped_lam):
     assert shipped_lam.device.type == "cpu"
 
 
+def test_the_last_few_tokens_of_a_text_are_not_a_segment_of_their_own():
+    """A text a little over one segment is the mean of its two halves' vectors, not of a full
+    segment and a sliver of its last tokens; a text of one segment is the base model's vector."""
+    from tests.conftest import shipped_weights
+
+    lam = shipped_weights(pooling="segment-mean")
+    text = generated_prose(4000, seed=3)
+    ids = lam.segmenter.body_ids_batch([text])[0][: lam.segmenter.body_len + 20]
+    text = lam.segmenter.tokenizer.decode(ids)
+    ids = lam.segmenter.body_ids_batch([text])[0]
+    assert lam.segmenter.body_len < len(ids) < 1.5 * lam.segmenter.body_len
+
+    def unit(body):
+        with torch.inference_mode():
+            frame = lam.segmenter.frame([body])
+            hidden = lam.model.forward_segment(*frame, None, False)[0][0]
+        return torch.nn.functional.normalize(hidden.mean(0), dim=0)
+
+    half = (len(ids) + 1) // 2
+    halves = torch.nn.functional.normalize(unit(ids[:half]) + unit(ids[half:]), dim=0).numpy()
+    np.testing.assert_allclose(lam.encode(text), halves, atol=1e-5)
+    np.testing.assert_allclose(lam.encode(lam.segmenter.tokenizer.decode(ids[:50])), unit(ids[:50]).numpy(), atol=1e-5)
+
+
 def test_a_memory_nobody_reads_is_skipped_without_changing_outputs(long_text):
     """Closed read gates: encode skips the writes; the reference writes every segment anyway."""
     lam = shipped_with_segment_len(64)

@@ -211,6 +211,8 @@ class Index:
         info["weights_sha256"] = model.weights_sha256 or "unsaved"
         info["memory"] = "on" if model.config.memory else "off"
         info["pooling"] = model.config.pooling
+        # the passages are the model's segments: an index cut another way holds other passages
+        info["segments"] = f"{model.segmenter.body_len} ids, no sliver"
         self.store = IndexStore(path, info, create=create, timeout=timeout)
         self.path = self.store.path
         self._view = DenseView(self.store, exact_limit)

@@ -76,12 +76,12 @@ def cut_passages(segmenter: TextSegmenter, pieces: Iterable[str]) -> Iterator[tu
         new_ids, new_spans = tokenizer.feed_spans(piece)
         ids += new_ids
         spans += new_spans
-        while len(ids) >= body_len:
+        while len(ids) >= 2 * body_len:  # one full body held back, as the segmenter does
             yield cut(body_len)
     new_ids, new_spans = tokenizer.flush_spans()
     ids += new_ids
     spans += new_spans
-    while len(ids) >= body_len:
+    while len(ids) >= 2 * body_len:
         yield cut(body_len)
-    if ids or ordinal == 0:
-        yield cut(len(ids))
+    for n in segmenter.last_lengths(len(ids)):
+        yield cut(n)

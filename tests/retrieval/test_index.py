@@ -251,6 +251,12 @@ def test_corrupt_or_foreign_index_files_are_refused_untouched(shipped_lam, tmp_p
             db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
         with pytest.raises(LAMIndexError, match=error):
             Index(other, shipped_lam)
+    older_cut = tmp_path / "segments.lam"  # written before segments were recorded: other passages
+    Index(older_cut, shipped_lam).close()
+    with sqlite3.connect(older_cut) as db:
+        db.execute("DELETE FROM meta WHERE key = 'segments'")
+    with pytest.raises(LAMIndexError, match="segments=None"):
+        Index(older_cut, shipped_lam)
 
 
 _WRITER = textwrap.dedent(
