@@ -10,14 +10,15 @@ token means û_s = m_s / ‖m_s‖, m_s = Σ_{t∈s} h_t / n_s, averaged under t
 a segment that repeats what the text already said (a filler, boilerplate) all but vanishes, so
 a rare fact is not averaged away; fresh text keeps w = 1 (on the long documents of twelve kinds
 the gate is under 1 for 7 % of the segments after the first). With the memory off this is the
-teacher's chunk average (the same 254-token chunks, exact attention in each) with repeated
-chunks dropped; a text of one segment keeps its token mean's direction. Chosen on long
+teacher's chunk average (254-token chunks, exact attention in each; the last two evened out when
+the last would be a sliver, see :mod:`lam.tokenization`) with repeated chunks dropped; a text of
+one segment keeps its token mean's direction. Chosen on long
 documents of twelve kinds: every candidate that read the trained memory or weighted tokens by
 segment IDF lost to chunk averaging on some kind of document; the gate keeps chunk averaging's
 scores there and lifts passkey retrieval (docs/research.md).
 
 ``"segment-mean"``: the same without the gate, e = (1/S) Σ_s û_s: exactly the teacher's chunk
-average when the memory is off.
+average over the same segments when the memory is off.
 
 ``"weighted-segment-mean"``: the same unit segment means weighted by their token counts n_s
 ([CLS] and [SEP] included), e = Σ_s n_s·m_s/‖m_s‖ / Σ_s n_s: a short last segment weighs what

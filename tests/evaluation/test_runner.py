@@ -238,7 +238,8 @@ def test_fidelity_scores_the_full_attention_teacher_as_one_and_truncation_below(
 
 def test_the_bundled_model_is_the_teacher_chunk_mean_with_repeats_gated_and_its_memory_is_not():
     """Under ``"segment-mean"`` the bundled weights (memory off) compute teacher chunk-mean's vector
-    of a long text (the same 254-token chunks, the teacher's attention in each); the bundled
+    of a long text whose last chunk is at least half a segment (then both cut the same 254-token
+    chunks, the teacher's attention in each); the bundled
     ``"gated-segment-mean"`` is those chunk vectors under the redundancy gate, which on a text
     that keeps repeating itself moves away from chunk-mean; the trained memory read does not."""
     import torch
@@ -251,7 +252,8 @@ def test_the_bundled_model_is_the_teacher_chunk_mean_with_repeats_gated_and_its_
     shipped = LAM()
     assert shipped.config.pooling == "gated-segment-mean" and not shipped.config.memory
     text = " ".join(f"Line {i}: the committee discussed item {i % 7} of the budget." for i in range(120))
-    assert shipped.count_tokens(text) > 3 * 254
+    n = shipped.count_tokens(text)
+    assert n > 3 * 254 and n % 254 >= 127  # no sliver at the end: LAM cuts the chunks chunk-mean cuts
     chunk_mean = TeacherChunkMean().embed([text], "document")[0]
     plain = shipped_weights(pooling="segment-mean").encode([text])[0]
     assert float(plain @ chunk_mean) > 0.99999  # LAM's weights are stored in fp16, the teacher's in fp32
