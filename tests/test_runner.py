@@ -205,3 +205,20 @@ def test_a_stream_runs_independent_segments_together_with_the_same_embedding(poo
     one_at_a_time = lam.stream().feed(long_text)
     np.testing.assert_allclose(stream.embedding(), one_at_a_time.embedding(), rtol=0, atol=1e-5)
     np.testing.assert_allclose(stream.embedding(), lam.encode(long_text), rtol=0, atol=1e-5)
+
+
+def test_a_stream_cuts_the_last_segments_as_encode_does(long_text):
+    """Whatever a text's length, a stream fed in pieces ends in encode's last segments (a sliver
+    shares its tokens with the full segment before it), with segments run four at a time."""
+    lam = shipped_weights(segment_len=64, memory=False, pooling="segment-mean")
+    ids = lam.segmenter.body_ids_batch([long_text])[0]
+    w = lam.segmenter.body_len
+    slivers = 0
+    for n in (w + 3, 2 * w + w // 2 - 1, 2 * w + w // 2, 4 * w + 3, 5 * w + 1, 8 * w + 5):
+        text = lam.segmenter.tokenizer.decode(ids[:n])
+        slivers += lam.count_tokens(text) % (4 * w) < w // 2  # a whole group of four, then a sliver
+        stream = lam.stream()
+        for a in range(0, len(text), 101):
+            stream.feed(text[a : a + 101])
+        np.testing.assert_allclose(stream.embedding(), lam.encode(text), rtol=0, atol=1e-5)
+    assert slivers >= 2

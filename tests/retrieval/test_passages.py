@@ -34,10 +34,14 @@ def test_feed_spans_are_character_offsets_of_each_token(shipped_lam):
 
 
 @pytest.mark.parametrize("piece_chars", [7, 100, 1 << 16])
-def test_passages_are_the_segments_and_spans_are_exact(shipped_lam, piece_chars):
-    text = _text()
-    out = list(cut_passages(shipped_lam.segmenter, text_pieces(text, piece_chars)))
-    assert [b for b, _ in out] == list(shipped_lam.segmenter.text_segments(text))
+@pytest.mark.parametrize("tail", [10, 200])
+def test_passages_are_the_segments_and_spans_are_exact(shipped_lam, piece_chars, tail):
+    seg = shipped_lam.segmenter
+    ids = seg.body_ids_batch([_text()])[0]
+    text = seg.tokenizer.decode(ids[: 3 * seg.body_len + tail])  # ends in a sliver, or does not
+    out = list(cut_passages(seg, text_pieces(text, piece_chars)))
+    assert [b for b, _ in out] == list(seg.text_segments(text))
+    assert len(out) == 4 and min(p.n_tokens for _, p in out) >= seg.body_len // 2  # no sliver passage
     previous_end = 0
     for ordinal, (body, passage) in enumerate(out):
         assert passage.ordinal == ordinal
